@@ -1,0 +1,22 @@
+"""Phases, the context callbacks see, and the callbacks the trainer ships."""
+
+from callbacks.base import Callback, CallbackList, PhaseCallback
+from callbacks.checkpoint import CheckpointSaver, atomic_save, load_checkpoint
+from callbacks.clipping import GradientClipping
+from callbacks.context import PhaseContext
+from callbacks.phases import PHASE_TO_METHOD, Phase
+from callbacks.progress import ProgressBar
+
+__all__ = [
+    "PHASE_TO_METHOD",
+    "Callback",
+    "CallbackList",
+    "CheckpointSaver",
+    "GradientClipping",
+    "Phase",
+    "PhaseCallback",
+    "PhaseContext",
+    "ProgressBar",
+    "atomic_save",
+    "load_checkpoint",
+]

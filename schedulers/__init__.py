@@ -1,0 +1,15 @@
+"""Learning-rate schedules as phase callbacks, and the wrapper of torch's schedulers."""
+
+from schedulers.base import LRCallbackBase
+from schedulers.clock import ScheduleClock, steps_per_epoch
+from schedulers.factory import build_lr_callbacks, load_scheduler_states, lr_param_names, warn_on_resumed_lr_mismatch
+
+__all__ = [
+    "LRCallbackBase",
+    "ScheduleClock",
+    "build_lr_callbacks",
+    "load_scheduler_states",
+    "lr_param_names",
+    "steps_per_epoch",
+    "warn_on_resumed_lr_mismatch",
+]

@@ -1,0 +1,461 @@
+"""The Trainer: the training loop, read top to bottom, firing every phase in order."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+import schedulers
+from callbacks import (
+    Callback,
+    CallbackList,
+    CheckpointSaver,
+    GradientClipping,
+    Phase,
+    PhaseContext,
+    ProgressBar,
+)
+from callbacks.checkpoint import load_checkpoint, restore_rng_states, unwrap_model
+from registry import CALLBACKS, did_you_mean
+from trainer import distributed
+from trainer.builders import build_loss, build_metrics, build_optimizer
+from trainer.params import TrainingParams, resolve_training_params
+
+
+@dataclass
+class TrainResult:
+    """What ``Trainer.train`` returns.
+
+    Attributes:
+        metric_to_watch: the validation metric that picked the best checkpoint.
+        best_metric: its best value (None without validation).
+        train_metrics: metrics of the last train epoch.
+        valid_metrics: metrics of the last validation.
+        test_metrics: {test loader name: metrics}.
+        epochs_run: epochs trained by this call (after a resume: since the resume).
+        next_epoch: index of the epoch a resume would start with.
+        global_step: optimizer steps taken in the whole run.
+        ckpt_dir: the run directory (checkpoints and logs).
+        interrupted: True when Ctrl-C ended training early.
+    """
+
+    metric_to_watch: str
+    best_metric: float | None
+    train_metrics: dict[str, float]
+    valid_metrics: dict[str, float]
+    test_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    epochs_run: int = 0
+    next_epoch: int = 0
+    global_step: int = 0
+    ckpt_dir: str = ""
+    interrupted: bool = False
+
+
+class Trainer:
+    """Trains a model with callbacks fired at every phase.
+
+    Args:
+        experiment_name: name of the run; checkpoints go to ``<ckpt_root_dir>/<experiment_name>/``.
+        ckpt_root_dir: root directory of all runs.
+        device: "cpu", "cuda", "cuda:1", ...; CUDA when available if None (under torchrun,
+            ``cuda:LOCAL_RANK``).
+    """
+
+    def __init__(self, experiment_name: str, ckpt_root_dir: str = "checkpoints", device: str | torch.device | None = None):
+        if not isinstance(experiment_name, str) or not experiment_name:
+            raise ValueError(f"Trainer: experiment_name must be a non-empty string, got {experiment_name!r}.")
+        self.experiment_name = experiment_name
+        self.ckpt_root_dir = ckpt_root_dir
+        self.ckpt_dir = str(Path(ckpt_root_dir) / experiment_name)
+        self.requested_device = device
+
+    # ------------------------------------------------------------------ setup
+
+    def train(
+        self,
+        model: torch.nn.Module,
+        training_params: Mapping[str, Any],
+        train_loader: Any,
+        valid_loader: Any = None,
+        test_loaders: Any = None,
+    ) -> TrainResult:
+        """Train ``model`` as ``training_params`` say.
+
+        Args:
+            model: the network.
+            training_params: a dict or OmegaConf config; see ``trainer.params.TRAINING_PARAMS``.
+            train_loader: DataLoader of (inputs, target) batches.
+            valid_loader: DataLoader for validation, or None.
+            test_loaders: a DataLoader, a list of them or {name: DataLoader}, run after training.
+
+        Returns:
+            A TrainResult with the best and final metrics and the checkpoint directory.
+
+        Raises:
+            ValueError, TypeError: bad training params, before the first batch.
+            FileNotFoundError, RuntimeError: a missing or corrupt checkpoint on resume.
+        """
+        params = resolve_training_params(training_params, extra_known_keys=schedulers.lr_param_names)
+        if not hasattr(train_loader, "__len__"):
+            raise TypeError(f"train_loader: needs a length (a DataLoader over a sized dataset), got {type(train_loader).__name__}.")
+        test_loaders = _named_test_loaders(test_loaders)
+        info = distributed.setup_distributed()
+        try:
+            context, callbacks, metrics = self._prepare(model, params, train_loader, valid_loader, info)
+            return self._run(context, callbacks, metrics, test_loaders, info)
+        finally:
+            distributed.teardown_distributed(info)
+
+    def _prepare(self, model, params: TrainingParams, train_loader, valid_loader, info):
+        """Build everything the loop needs and restore a checkpoint; every check happens here."""
+        device = distributed.choose_device(self.requested_device, info)
+        if params.seed is not None:
+            seed_everything(params.seed)
+        net = model.to(device)
+        optimizer = build_optimizer(net, params)
+        criterion = build_loss(params).to(device)
+        metrics = {
+            "train": {name: metric.to(device) for name, metric in build_metrics(params.train_metrics_list, "train_metrics_list").items()},
+            "valid": {name: metric.to(device) for name, metric in build_metrics(params.valid_metrics_list, "valid_metrics_list").items()},
+        }
+        if valid_loader is not None and params.metric_to_watch != "loss" and params.metric_to_watch not in metrics["valid"]:
+            choices = ["loss", *metrics["valid"]]
+            raise ValueError(
+                f"training_params: metric_to_watch {params.metric_to_watch!r} is not among the validation metrics "
+                f"{choices}.{did_you_mean(params.metric_to_watch, choices)}"
+            )
+        greater_is_better = params.greater_metric_to_watch_is_better
+        if greater_is_better is None:
+            greater_is_better = params.metric_to_watch != "loss"
+        distributed.warn_if_not_sharded(train_loader, "train_loader", info)
+        distributed.warn_if_not_sharded(valid_loader, "valid_loader", info)
+        steps_per_epoch = schedulers.steps_per_epoch(len(train_loader), params.max_train_batches, params.batch_accumulate)
+        net = distributed.wrap_model(net, device, info)
+        lr_callbacks = schedulers.build_lr_callbacks(params, net, optimizer, len(train_loader), steps_per_epoch)
+        user_callbacks = [_build_callback(entry) for entry in params.phase_callbacks]
+        clipping = [GradientClipping(params.clip_grad_norm)] if params.clip_grad_norm else []
+        framework_after = self._framework_callbacks_after_user(params, info, lr_callbacks + user_callbacks)
+        callbacks = CallbackList([*lr_callbacks, *clipping, *user_callbacks, *framework_after])
+        context = PhaseContext(
+            experiment_name=self.experiment_name,
+            ckpt_dir=self.ckpt_dir,
+            device=device,
+            training_params=params,
+            net=net,
+            optimizer=optimizer,
+            criterion=criterion,
+            scaler=torch.amp.GradScaler(device.type, enabled=params.mixed_precision and device.type == "cuda"),
+            train_loader=train_loader,
+            valid_loader=valid_loader,
+            max_epochs=params.max_epochs,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=steps_per_epoch * params.max_epochs,
+            batch_accumulate=params.batch_accumulate,
+            metric_to_watch=params.metric_to_watch,
+            greater_metric_to_watch_is_better=greater_is_better,
+            rank=info.rank,
+            world_size=info.world_size,
+        )
+        if params.resume or params.resume_path:
+            self._resume(context, callbacks, params)
+        return context, callbacks, metrics
+
+    def _framework_callbacks_after_user(self, params: TrainingParams, info, earlier: list[Callback]) -> list[Callback]:
+        """Checkpointing, logs and progress: they run after the user's callbacks at each phase."""
+        stateful = [callback for callback in earlier if callback.checkpoint_key]
+        after: list[Callback] = []
+        if params.save_model:
+            after.append(
+                CheckpointSaver(self.ckpt_dir, stateful, params.ckpt_name, params.ckpt_best_name, params.save_ckpt_epoch_list)
+            )
+        if not params.silent_mode and info.rank == 0:
+            after.append(ProgressBar())
+        return after
+
+    def _resume(self, context: PhaseContext, callbacks: CallbackList, params: TrainingParams) -> None:
+        """Restore net, callback (scheduler) state, optimizer, scaler, clock, best metric and RNG."""
+        path = params.resume_path or str(Path(self.ckpt_dir) / params.ckpt_name)
+        checkpoint = load_checkpoint(path, map_location=context.device)
+        try:
+            unwrap_model(context.net).load_state_dict(checkpoint["net"], strict=params.resume_strict_load)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"resume: the weights in {path!r} do not fit the model (resume_strict_load={params.resume_strict_load}): {error}"
+            ) from None
+        schedulers.load_scheduler_states(callbacks.stateful(), checkpoint, path)
+        if params.load_opt_params:
+            try:
+                context.optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+            except (ValueError, KeyError) as error:
+                raise RuntimeError(f"resume: the optimizer state in {path!r} does not fit the optimizer: {error}") from None
+        if checkpoint.get("scaler_state_dict"):
+            context.scaler.load_state_dict(checkpoint["scaler_state_dict"])
+        context.epoch = checkpoint["epoch"]
+        context.global_step = checkpoint["global_step"]
+        context.train_metrics = dict(checkpoint.get("train_metrics") or {})
+        context.valid_metrics = dict(checkpoint.get("valid_metrics") or {})
+        if checkpoint.get("metric_to_watch") == context.metric_to_watch:
+            context.best_metric = checkpoint.get("best_metric")
+        schedulers.warn_on_resumed_lr_mismatch(callbacks.callbacks, context, checkpoint)
+        if "rng_states" in checkpoint:
+            restore_rng_states(checkpoint["rng_states"])
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run(self, context: PhaseContext, callbacks: CallbackList, metrics, test_loaders, info) -> TrainResult:
+        first_epoch = next_epoch = context.epoch
+        interrupted = False
+        if context.is_rank_zero:
+            Path(self.ckpt_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            callbacks.fire(Phase.PRE_TRAINING, context)
+            for epoch in range(first_epoch, context.max_epochs):
+                context.epoch = epoch
+                self._train_epoch(context, callbacks, metrics["train"], info)
+                if context.validates_this_epoch:
+                    self._validate(context, callbacks, metrics["valid"], info)
+                next_epoch = epoch + 1
+                if context.stop_training:
+                    break
+            for name, loader in test_loaders.items():
+                self._test(name, loader, context, callbacks, metrics["valid"], info)
+        except KeyboardInterrupt:
+            interrupted = True
+            if context.is_rank_zero:
+                print(
+                    f"\nInterrupted in epoch {context.epoch}; the last complete checkpoint is in {self.ckpt_dir}.",
+                    file=sys.stderr,
+                )
+        except BaseException as error:
+            context.exception = error
+            raise
+        finally:
+            callbacks.fire(Phase.POST_TRAINING, context)
+        return TrainResult(
+            metric_to_watch=context.metric_to_watch,
+            best_metric=context.best_metric,
+            train_metrics=context.train_metrics,
+            valid_metrics=context.valid_metrics,
+            test_metrics=context.test_metrics,
+            epochs_run=next_epoch - first_epoch,
+            next_epoch=next_epoch,
+            global_step=context.global_step,
+            ckpt_dir=self.ckpt_dir,
+            interrupted=interrupted,
+        )
+
+    def _train_epoch(self, context: PhaseContext, callbacks: CallbackList, train_metrics, info) -> None:
+        """One epoch of training. Every optimizer-step detail is here, in order."""
+        params = context.training_params
+        net, optimizer, scaler, criterion = context.net, context.optimizer, context.scaler, context.criterion
+        accumulate = context.batch_accumulate
+        num_batches = _limit(len(context.train_loader), params.max_train_batches)
+        autocast = _autocast(context.device, params.mixed_precision)
+        validation_due = (context.epoch + 1) % params.run_validation_freq == 0 or context.epoch + 1 == context.max_epochs
+        context.validates_this_epoch = context.valid_loader is not None and validation_due
+        context.is_best = False
+        context.skipped_steps = 0
+        loss_sum = torch.zeros((), device=context.device)
+        _set_sampler_epoch(context.train_loader, context.epoch)
+        net.train()
+
+        callbacks.fire(Phase.TRAIN_EPOCH_START, context)
+        for batch_idx, batch in enumerate(context.train_loader):
+            if batch_idx >= num_batches:
+                break
+            context.batch_idx = batch_idx
+            context.inputs, context.target = _to_device(batch, context.device)
+            context.opens_step = batch_idx % accumulate == 0
+            context.closes_step = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == num_batches
+            context.optimizer_stepped = False
+            callbacks.fire(Phase.TRAIN_BATCH_START, context)
+
+            with autocast:
+                context.preds = net(context.inputs)
+                context.loss = criterion(context.preds, context.target)
+            callbacks.fire(Phase.TRAIN_BATCH_LOSS_END, context)
+
+            window = min(accumulate, num_batches - (batch_idx - batch_idx % accumulate))
+            scaled_loss = context.loss / window if window > 1 else context.loss
+            skip_sync = info.is_distributed and not context.closes_step
+            with net.no_sync() if skip_sync else contextlib.nullcontext():
+                scaler.scale(scaled_loss).backward()
+            callbacks.fire(Phase.TRAIN_BATCH_BACKWARD_END, context)
+
+            if context.closes_step:
+                callbacks.fire(Phase.TRAIN_BATCH_GRADIENT_STEP_START, context)
+                context.optimizer_stepped = _optimizer_step(optimizer, scaler)
+                optimizer.zero_grad(set_to_none=True)
+                if context.optimizer_stepped:
+                    context.global_step += 1
+                    callbacks.fire(Phase.TRAIN_BATCH_STEP, context)
+                else:
+                    context.skipped_steps += 1
+
+            loss_sum += context.loss.detach().float()
+            for metric in train_metrics.values():
+                metric.update(context.preds.detach(), context.target)
+            callbacks.fire(Phase.TRAIN_BATCH_END, context)
+
+        context.train_metrics = _epoch_metrics(loss_sum, num_batches, train_metrics, context.device, info)
+        context.metrics_dict = context.train_metrics
+        callbacks.fire(Phase.TRAIN_EPOCH_END, context)
+
+    def _validate(self, context: PhaseContext, callbacks: CallbackList, valid_metrics, info) -> None:
+        """Validation after a train epoch, best-metric tracking, and its phases."""
+        callbacks.fire(Phase.VALIDATION_EPOCH_START, context)
+        context.valid_metrics = self._evaluate(
+            context.valid_loader,
+            context,
+            callbacks,
+            valid_metrics,
+            info,
+            max_batches=context.training_params.max_valid_batches,
+            batch_phases=(Phase.VALIDATION_BATCH_START, Phase.VALIDATION_BATCH_END),
+        )
+        context.metrics_dict = context.valid_metrics
+        value = context.valid_metrics[context.metric_to_watch]
+        best = context.best_metric
+        context.is_best = best is None or (value > best if context.greater_metric_to_watch_is_better else value < best)
+        if context.is_best:
+            context.best_metric = value
+        callbacks.fire(Phase.VALIDATION_EPOCH_END, context)
+        if context.is_best:
+            callbacks.fire(Phase.VALIDATION_END_BEST_EPOCH, context)
+
+    def _test(self, name: str, loader, context: PhaseContext, callbacks: CallbackList, test_metrics, info) -> None:
+        """One test loader after training, with the validation metrics."""
+        context.test_name = name
+        callbacks.fire(Phase.TEST_START, context)
+        context.test_metrics[name] = self._evaluate(
+            loader, context, callbacks, test_metrics, info, max_batches=None,
+            batch_phases=(Phase.TEST_BATCH_START, Phase.TEST_BATCH_END),
+        )
+        context.metrics_dict = context.test_metrics[name]
+        callbacks.fire(Phase.TEST_END, context)
+
+    def _evaluate(self, loader, context: PhaseContext, callbacks: CallbackList, metrics, info, max_batches, batch_phases):
+        """Run ``loader`` through the net without gradients; return {"loss": mean, metric: value}."""
+        batch_start, batch_end = batch_phases
+        num_batches = _limit(len(loader), max_batches)
+        loss_sum = torch.zeros((), device=context.device)
+        context.net.eval()
+        with torch.no_grad(), _autocast(context.device, context.training_params.mixed_precision):
+            for batch_idx, batch in enumerate(loader):
+                if batch_idx >= num_batches:
+                    break
+                context.batch_idx = batch_idx
+                context.inputs, context.target = _to_device(batch, context.device)
+                callbacks.fire(batch_start, context)
+                context.preds = context.net(context.inputs)
+                context.loss = context.criterion(context.preds, context.target)
+                loss_sum += context.loss.float()
+                for metric in metrics.values():
+                    metric.update(context.preds, context.target)
+                callbacks.fire(batch_end, context)
+        return _epoch_metrics(loss_sum, num_batches, metrics, context.device, info)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), Python's random and NumPy."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _limit(length: int, max_batches: int | None) -> int:
+    return length if max_batches is None else min(length, max_batches)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
+
+def _optimizer_step(optimizer: torch.optim.Optimizer, scaler) -> bool:
+    """Step (through the GradScaler when enabled); False when the scaler skipped the step."""
+    if not scaler.is_enabled():
+        optimizer.step()
+        return True
+    scale_before = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    # The GradScaler already synced to check for inf/NaN; a lowered scale means it skipped.
+    return scaler.get_scale() >= scale_before
+
+
+def _to_device(batch: Any, device: torch.device) -> tuple[Any, Any]:
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(
+            f"train loop: each batch must be an (inputs, target) pair, got {type(batch).__name__}"
+            f"{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}."
+        )
+    inputs, target = batch
+    return _move(inputs, device), _move(target, device)
+
+
+def _move(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_move(item, device) for item in value)
+    if isinstance(value, dict):
+        return {key: _move(item, device) for key, item in value.items()}
+    return value
+
+
+def _epoch_metrics(loss_sum: torch.Tensor, num_batches: int, metrics, device, info) -> dict[str, float]:
+    """Mean loss over batches (and ranks) plus each metric's value; resets the metrics."""
+    totals = torch.stack([loss_sum, torch.tensor(float(num_batches), device=device)])
+    distributed.all_reduce_sum(totals, info)
+    results = {"loss": (totals[0] / totals[1]).item() if num_batches else float("nan")}
+    for name, metric in metrics.items():
+        value = metric.compute()
+        results[name] = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+        metric.reset()
+    return results
+
+
+def _set_sampler_epoch(loader: Any, epoch: int) -> None:
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+
+
+def _build_callback(entry: Any) -> Callback:
+    """A phase_callbacks entry: a Callback, a registered name, or {name: params}."""
+    if isinstance(entry, Callback):
+        return entry
+    if isinstance(entry, str):
+        entry = {entry: {}}
+    if isinstance(entry, Mapping) and len(entry) == 1:
+        (name, kwargs), = entry.items()
+        try:
+            callback_class = CALLBACKS.get(name)
+        except KeyError as error:
+            raise ValueError(f"training_params: key 'phase_callbacks': {error}") from None
+        return callback_class(**dict(kwargs or {}))
+    raise TypeError(
+        f"training_params: key 'phase_callbacks': {entry!r} is a {type(entry).__name__}, not a Callback, "
+        "a registered callback name or {name: params}."
+    )
+
+
+def _named_test_loaders(test_loaders: Any) -> dict[str, Any]:
+    if test_loaders is None:
+        return {}
+    if isinstance(test_loaders, Mapping):
+        return dict(test_loaders)
+    if isinstance(test_loaders, (list, tuple)):
+        return {("test" if index == 0 else f"test_{index}"): loader for index, loader in enumerate(test_loaders)}
+    return {"test": test_loaders}
