@@ -58,6 +58,8 @@ class PhaseContext:
         test_metrics: {loader name: {metric name: value}}. Valid from TEST_END.
         metrics_dict: the metrics of the loop that just ended (train at TRAIN_EPOCH_END, valid
             at VALIDATION_EPOCH_END, test at TEST_END).
+        train_metric_names: names in train_metrics ("loss" first). Valid always.
+        valid_metric_names: names in valid_metrics ("loss" first). Valid always.
         metric_to_watch: name of the validation metric that decides the best checkpoint.
         greater_metric_to_watch_is_better: direction of metric_to_watch.
         best_metric: best value of metric_to_watch so far (restored on resume), or None.
@@ -100,6 +102,8 @@ class PhaseContext:
     valid_metrics: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     metrics_dict: dict[str, float] = field(default_factory=dict)
+    train_metric_names: list[str] = field(default_factory=lambda: ["loss"])
+    valid_metric_names: list[str] = field(default_factory=lambda: ["loss"])
     metric_to_watch: str = "loss"
     greater_metric_to_watch_is_better: bool = False
     best_metric: float | None = None

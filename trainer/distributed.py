@@ -98,3 +98,26 @@ def teardown_distributed(info: DistributedInfo) -> None:
     """Destroy the process group when the trainer created it."""
     if info.owns_process_group and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def build_loader(
+    dataset: torch.utils.data.Dataset,
+    batch_size: int,
+    shuffle: bool,
+    drop_last: bool = False,
+    num_workers: int = 0,
+    seed: int = 0,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader that shards ``dataset`` with a DistributedSampler when distributed.
+
+    The sampler is seeded and the trainer calls ``set_epoch`` every epoch, so shuffling differs
+    per epoch and is the same in every run.
+    """
+    if launched_distributed():
+        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, num_workers=num_workers
+        )
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=num_workers
+    )

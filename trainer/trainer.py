@@ -158,6 +158,8 @@ class Trainer:
             steps_per_epoch=steps_per_epoch,
             total_steps=steps_per_epoch * params.max_epochs,
             batch_accumulate=params.batch_accumulate,
+            train_metric_names=["loss", *metrics["train"]],
+            valid_metric_names=["loss", *metrics["valid"]],
             metric_to_watch=params.metric_to_watch,
             greater_metric_to_watch_is_better=greater_is_better,
             rank=info.rank,
