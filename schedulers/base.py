@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -66,11 +67,18 @@ class LRCallbackBase(PhaseCallback):
         ``update_param_groups(param_groups, lr, epoch, iter, training_params, train_loader_len)``,
         the net computes the groups instead.
         """
-        net = getattr(self.net, "module", self.net)
-        if self.update_param_groups and hasattr(net, "update_param_groups"):
-            optimizer.param_groups = net.update_param_groups(
-                optimizer.param_groups, self.lr, epoch, batch_idx, self.training_params, self.train_loader_len
-            )
-            return
-        for group in optimizer.param_groups:
-            group["lr"] = self.lr[group["name"]] if isinstance(self.lr, Mapping) else self.lr
+        if self.update_param_groups:
+            net = getattr(self.net, "module", self.net)
+            if hasattr(net, "update_param_groups"):
+                optimizer.param_groups = net.update_param_groups(
+                    optimizer.param_groups, self.lr, epoch, batch_idx, self.training_params, self.train_loader_len
+                )
+                return
+        # Runs at every optimizer step: one type test, not one per group.
+        lr = self.lr
+        if isinstance(lr, Mapping):
+            for group in optimizer.param_groups:
+                group["lr"] = lr[group["name"]]
+        else:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
