@@ -65,8 +65,11 @@ class PhaseCallback(Callback):
 def _handlers_of(callback: Callback, phase: Phase) -> list[Callable[[PhaseContext], None]]:
     """The bound functions ``callback`` runs at ``phase`` (its phase call, then an overridden method)."""
     handlers = []
-    if isinstance(callback, PhaseCallback) and callback.phase is phase:
-        handlers.append(callback.__call__)
+    if isinstance(callback, PhaseCallback):
+        # Coerced here too: SuperGradients-style subclasses may set ``self.phase`` (even as a string) themselves.
+        bound = Phase.coerce(getattr(callback, "phase", None), where=f"phase_callbacks: {type(callback).__name__}.phase")
+        if bound is phase:
+            handlers.append(callback.__call__)
     method_name = PHASE_TO_METHOD[phase]
     if getattr(type(callback), method_name) is not getattr(Callback, method_name):
         handlers.append(getattr(callback, method_name))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,8 @@ def _plain(value: Any) -> Any:
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
+    if isinstance(value, Enum):  # Phase is a str Enum; weights_only loads refuse Enum objects
+        return value.name
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, type):

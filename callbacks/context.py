@@ -19,8 +19,8 @@ class PhaseContext:
         experiment_name: name of the run. Valid always.
         ckpt_dir: directory of this run's checkpoints and logs. Valid always.
         device: the device the loop runs on. Valid always.
-        training_params: the resolved training params (an OmegaConf DictConfig, readable by
-            attribute). Valid always.
+        training_params: the resolved training params (a ``trainer.params.TrainingParams`` dict,
+            also readable by attribute). Valid always.
         net: the model being trained (wrapped in DistributedDataParallel when distributed).
             Valid always.
         optimizer: the optimizer. Valid always.

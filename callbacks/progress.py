@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from callbacks.base import Callback
 from callbacks.context import PhaseContext
 
 
-def format_metrics(metrics: dict[str, float]) -> str:
-    """``"loss 0.1234 Accuracy 0.9700"``."""
-    return " ".join(f"{name} {value:.4g}" for name, value in metrics.items())
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """``"loss 0.1234 Accuracy 0.97"``; a per-class metric shows as ``"Accuracy [0.9, 1]"``."""
+    return " ".join(f"{name} {_format_value(value)}" for name, value in metrics.items())
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_format_value(item) for item in value) + "]"
+    return f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
 
 
 class ProgressBar(Callback):

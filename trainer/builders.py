@@ -26,7 +26,9 @@ def build_param_groups(
     """
     lrs = dict(initial_lr) if isinstance(initial_lr, Mapping) else {"default": initial_lr}
     for name, lr in lrs.items():
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr < 0:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+            raise TypeError(f"training_params: initial_lr[{name!r}] must be a number, got {type(lr).__name__} {lr!r}.")
+        if lr < 0:
             raise ValueError(f"training_params: initial_lr[{name!r}] must be a number >= 0, got {lr!r}.")
     if "default" not in lrs:
         raise ValueError(

@@ -73,7 +73,10 @@ TRAINING_PARAMS: dict[str, Param] = {
     "valid_metrics_list": Param([], "list", "The same for validation (and test) batches."),
     "metric_to_watch": Param("loss", "str", "Validation metric that picks the best checkpoint ('loss' or a metric name)."),
     "greater_metric_to_watch_is_better": Param(
-        None, "bool or None", "Direction of metric_to_watch; inferred when None (False for 'loss', True otherwise)."
+        None,
+        "bool or None",
+        "Direction of metric_to_watch; when None: False for 'loss', else the metric's torchmetrics "
+        "higher_is_better (an error if the metric does not declare it).",
     ),
     "phase_callbacks": Param([], "list", "User callbacks (Callback instances), run after the LR callbacks."),
     "batch_accumulate": Param(1, "int", "Micro-batches per optimizer step.", lambda v: v >= 1, "must be >= 1"),
@@ -114,6 +117,11 @@ TRAINING_PARAMS: dict[str, Param] = {
         None, "str or None", "Registered warmup: LinearEpochLRWarmup (with lr_warmup_epochs) or LinearBatchLRWarmup "
         "(with lr_warmup_steps); inferred when None."
     ),
+    "log_steps": Param(True, "bool", "Write steps.csv in the run directory: one row per optimizer step (LR, loss)."),
+    "tensorboard": Param(
+        None, "bool or None", "Write TensorBoard event files (None: when the tensorboard package is installed)."
+    ),
+    "plots": Param(False, "bool", "Write PNG plots of LR, loss and metrics at the end of training (needs matplotlib)."),
 }
 """Every training param the trainer knows. The only place defaults are written."""
 
@@ -166,18 +174,19 @@ def resolve_training_params(training_params: Any, extra_known_keys: set[str] | C
         TypeError: a value has the wrong type.
     """
     user = to_plain_dict(training_params)
-    for name, param in TRAINING_PARAMS.items():
-        if param.default is REQUIRED and user.get(name) is None:
-            raise ValueError(f"training_params: missing required key {name!r} ({param.doc}).")
     merged = {**DEFAULT_TRAINING_PARAMS, **user}
     extra = extra_known_keys(merged) if callable(extra_known_keys) else extra_known_keys
     known = set(TRAINING_PARAMS) | set(extra)
+    # Unknown keys first: a misspelled required key ('max_epoch') gets its close match, not "missing".
     for name in user:
         if name not in known:
             raise ValueError(
                 f"training_params: unknown key {name!r}: it is neither a training param nor a parameter of the "
                 f"chosen lr_mode/warmup_mode.{did_you_mean(name, known)} Known keys: {', '.join(sorted(known))}."
             )
+    for name, param in TRAINING_PARAMS.items():
+        if param.default is REQUIRED and user.get(name) is None:
+            raise ValueError(f"training_params: missing required key {name!r} ({param.doc}).")
     for name, param in TRAINING_PARAMS.items():
         value = merged[name]
         if not _TYPE_CHECKS[param.types](value):
@@ -192,3 +201,17 @@ def resolve_training_params(training_params: Any, extra_known_keys: set[str] | C
             f"(got {merged['lr_warmup_epochs']} and {merged['lr_warmup_steps']})."
         )
     return TrainingParams(merged)
+
+
+def params_markdown_table() -> str:
+    """The training params as a Markdown table (key, default, type, rule, meaning), from ``TRAINING_PARAMS``.
+
+    docs/training_loop.md embeds this table; a test checks that the two agree.
+    """
+    rows = ["| Key | Default | Type | Meaning |", "|---|---|---|---|"]
+    for name, param in TRAINING_PARAMS.items():
+        default = "required" if param.default is REQUIRED else f"`{param.default!r}`"
+        doc = f"{param.doc} {param.rule[:1].upper()}{param.rule[1:]}." if param.rule else param.doc
+        doc = doc.replace("|", "\\|")
+        rows.append(f"| `{name}` | {default} | {param.types} | {doc} |")
+    return "\n".join(rows) + "\n"

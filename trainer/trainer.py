@@ -23,6 +23,7 @@ from callbacks import (
     ProgressBar,
 )
 from callbacks.checkpoint import load_checkpoint, restore_rng_states, unwrap_model
+from callbacks.loggers import build_run_loggers
 from registry import CALLBACKS, did_you_mean
 from trainer import distributed
 from trainer.builders import build_loss, build_metrics, build_optimizer
@@ -76,6 +77,24 @@ class Trainer:
         self.ckpt_dir = str(Path(ckpt_root_dir) / experiment_name)
         self.requested_device = device
 
+    @staticmethod
+    def train_from_recipe(
+        recipe: Any, overrides: list[str] | None = None, callbacks: list[Callback] | None = None
+    ) -> TrainResult:
+        """Train from a YAML recipe: a shipped name ("digits_cosine"), a path, a dict or a DictConfig.
+
+        Args:
+            recipe: the recipe; see docs/recipes.md for its keys.
+            overrides: dotted ``key=value`` strings applied on top ("training_hyperparams.max_epochs=3").
+            callbacks: Callback instances appended to the recipe's ``phase_callbacks``.
+
+        Returns:
+            The TrainResult of the run (its ckpt_dir also holds recipe.yaml and the logs).
+        """
+        from trainer.recipe import train_from_recipe
+
+        return train_from_recipe(recipe, overrides=overrides, callbacks=callbacks)
+
     # ------------------------------------------------------------------ setup
 
     def train(
@@ -103,10 +122,13 @@ class Trainer:
             FileNotFoundError, RuntimeError: a missing or corrupt checkpoint on resume.
         """
         params = resolve_training_params(training_params, extra_known_keys=schedulers.lr_param_names)
-        if not hasattr(train_loader, "__len__"):
-            raise TypeError(f"train_loader: needs a length (a DataLoader over a sized dataset), got {type(train_loader).__name__}.")
         test_loaders = _named_test_loaders(test_loaders)
-        info = distributed.setup_distributed()
+        named_loaders = {"train_loader": train_loader, "valid_loader": valid_loader}
+        named_loaders.update({f"test_loaders[{name!r}]": loader for name, loader in test_loaders.items()})
+        for where, loader in named_loaders.items():
+            if loader is not None and not hasattr(loader, "__len__"):
+                raise TypeError(f"{where}: needs a length (a DataLoader over a sized dataset), got {type(loader).__name__}.")
+        info = distributed.setup_distributed(self.requested_device)
         try:
             context, callbacks, metrics = self._prepare(model, params, train_loader, valid_loader, info)
             return self._run(context, callbacks, metrics, test_loaders, info)
@@ -133,7 +155,7 @@ class Trainer:
             )
         greater_is_better = params.greater_metric_to_watch_is_better
         if greater_is_better is None:
-            greater_is_better = params.metric_to_watch != "loss"
+            greater_is_better = _inferred_direction(params.metric_to_watch, metrics["valid"], valid_loader is not None)
         distributed.warn_if_not_sharded(train_loader, "train_loader", info)
         distributed.warn_if_not_sharded(valid_loader, "valid_loader", info)
         steps_per_epoch = schedulers.steps_per_epoch(len(train_loader), params.max_train_batches, params.batch_accumulate)
@@ -172,7 +194,8 @@ class Trainer:
     def _framework_callbacks_after_user(self, params: TrainingParams, info, earlier: list[Callback]) -> list[Callback]:
         """Checkpointing, logs and progress: they run after the user's callbacks at each phase."""
         stateful = [callback for callback in earlier if callback.checkpoint_key]
-        after: list[Callback] = []
+        # Logs first: an epoch's rows are on disk before its checkpoint, so a resume finds them.
+        after: list[Callback] = build_run_loggers(self.ckpt_dir, params) if info.rank == 0 else []
         if params.save_model:
             after.append(
                 CheckpointSaver(self.ckpt_dir, stateful, params.ckpt_name, params.ckpt_best_name, params.save_ckpt_epoch_list)
@@ -224,6 +247,7 @@ class Trainer:
                 if context.validates_this_epoch:
                     self._validate(context, callbacks, metrics["valid"], info)
                 next_epoch = epoch + 1
+                context.stop_training = distributed.any_rank(context.stop_training, context.device, info)
                 if context.stop_training:
                     break
             for name, loader in test_loaders.items():
@@ -324,6 +348,11 @@ class Trainer:
         )
         context.metrics_dict = context.valid_metrics
         value = context.valid_metrics[context.metric_to_watch]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(
+                f"training_params: metric_to_watch {context.metric_to_watch!r} must be a scalar metric, got "
+                f"{type(value).__name__} {value!r}; watch 'loss' or a metric that computes one number."
+            )
         best = context.best_metric
         context.is_best = best is None or (value > best if context.greater_metric_to_watch_is_better else value < best)
         if context.is_best:
@@ -380,8 +409,19 @@ def _limit(length: int, max_batches: int | None) -> int:
 
 
 def _autocast(device: torch.device, enabled: bool):
+    # Entering and leaving a disabled torch.autocast costs about 10 us per batch (benchmarks/README.md);
+    # when none is active around the loop, not entering one is the same.
+    if not enabled and not _autocast_active(device.type):
+        return contextlib.nullcontext()
     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
+
+def _autocast_active(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def _optimizer_step(optimizer: torch.optim.Optimizer, scaler) -> bool:
@@ -423,7 +463,10 @@ def _epoch_metrics(loss_sum: torch.Tensor, num_batches: int, metrics, device, in
     results = {"loss": (totals[0] / totals[1]).item() if num_batches else float("nan")}
     for name, metric in metrics.items():
         value = metric.compute()
-        results[name] = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+        if isinstance(value, torch.Tensor):
+            # Per-class metrics (average=None) become lists of floats: plain data for checkpoints and logs.
+            value = value.item() if value.numel() == 1 else value.tolist()
+        results[name] = value
         metric.reset()
     return results
 
@@ -451,6 +494,20 @@ def _build_callback(entry: Any) -> Callback:
         f"training_params: key 'phase_callbacks': {entry!r} is a {type(entry).__name__}, not a Callback, "
         "a registered callback name or {name: params}."
     )
+
+
+def _inferred_direction(metric_to_watch: str, valid_metrics: dict[str, Any], validates: bool) -> bool:
+    """greater_metric_to_watch_is_better when not given: False for the loss, else the metric's own
+    torchmetrics ``higher_is_better`` (error metrics such as MeanSquaredError are lower-is-better)."""
+    if metric_to_watch == "loss" or not validates:
+        return False
+    declared = getattr(valid_metrics[metric_to_watch], "higher_is_better", None)
+    if declared is None:
+        raise ValueError(
+            f"training_params: key 'greater_metric_to_watch_is_better' is None and metric_to_watch {metric_to_watch!r} "
+            "does not declare higher_is_better; set it to True or False."
+        )
+    return bool(declared)
 
 
 def _named_test_loaders(test_loaders: Any) -> dict[str, Any]:
