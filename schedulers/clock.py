@@ -23,6 +23,24 @@ def steps_per_epoch(num_batches: int, max_train_batches: int | None, batch_accum
     return math.ceil(num_batches / batch_accumulate)
 
 
+def accumulation_window(batch_idx: int, num_batches: int, batch_accumulate: int) -> tuple[bool, bool, int]:
+    """Where a batch stands in its accumulation window, as the training loop (and the preview) see it.
+
+    Returns:
+        (opens_step, closes_step, window_size): whether the batch is the first micro-batch of an
+        optimizer step, whether the step follows its backward, and how many batches the window
+        holds (the last window of an epoch may be shorter).
+    """
+    position = batch_idx % batch_accumulate
+    window_size = min(batch_accumulate, num_batches - (batch_idx - position))
+    return position == 0, position + 1 == window_size, window_size
+
+
+def validates_after_epoch(epoch: int, max_epochs: int, run_validation_freq: int, has_valid_loader: bool) -> bool:
+    """Whether the loop validates after ``epoch``: every run_validation_freq epochs and after the last."""
+    return has_valid_loader and ((epoch + 1) % run_validation_freq == 0 or epoch + 1 == max_epochs)
+
+
 @dataclass(frozen=True)
 class ScheduleClock:
     """The fixed lengths of a run's schedule, in optimizer steps and epochs.
@@ -42,7 +60,7 @@ class ScheduleClock:
     cooldown_epochs: int = 0
 
     @classmethod
-    def from_params(cls, training_params: Any, steps_per_epoch: int) -> "ScheduleClock":
+    def from_params(cls, training_params: Any, steps_per_epoch: int) -> ScheduleClock:
         """Build the clock from training params (``lr_warmup_epochs``, ``lr_warmup_steps``, ...)."""
         warmup_epochs = int(training_params.lr_warmup_epochs or 0)
         warmup_steps = int(training_params.lr_warmup_steps or 0)

@@ -12,7 +12,7 @@ shows the run in which no plateau occurs (the preview says so).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,19 +71,6 @@ class SchedulePreview:
     @property
     def lr_columns(self) -> list[str]:
         return [column for column in self.values if column.startswith("lr/")]
-
-
-def train_batches(num_batches: int, batch_accumulate: int) -> Iterator[tuple[int, bool, bool]]:
-    """(batch_idx, opens_step, closes_step) of each batch of an epoch, as the training loop sets them."""
-    for batch_idx in range(num_batches):
-        opens = batch_idx % batch_accumulate == 0
-        closes = (batch_idx + 1) % batch_accumulate == 0 or batch_idx + 1 == num_batches
-        yield batch_idx, opens, closes
-
-
-def validates(epoch: int, max_epochs: int, run_validation_freq: int, has_valid_loader: bool) -> bool:
-    """Whether the loop validates after ``epoch`` (every run_validation_freq epochs and after the last)."""
-    return has_valid_loader and ((epoch + 1) % run_validation_freq == 0 or epoch + 1 == max_epochs)
 
 
 def _plateau_mode(lr_mode: Any) -> str | None:
@@ -199,11 +186,12 @@ def _drive(context: PhaseContext, callbacks: CallbackList, params: Any, num_batc
     callbacks.fire(Phase.PRE_TRAINING, context)
     for epoch in range(context.max_epochs):
         context.epoch = epoch
-        context.validates_this_epoch = validates(
+        context.validates_this_epoch = schedulers.validates_after_epoch(
             epoch, context.max_epochs, params.run_validation_freq, context.valid_loader is not None
         )
         callbacks.fire(Phase.TRAIN_EPOCH_START, context)
-        for batch_idx, opens, closes in train_batches(num_batches, context.batch_accumulate):
+        for batch_idx in range(num_batches):
+            opens, closes, _ = schedulers.accumulation_window(batch_idx, num_batches, context.batch_accumulate)
             context.batch_idx, context.opens_step, context.closes_step = batch_idx, opens, closes
             context.optimizer_stepped = False
             callbacks.fire(Phase.TRAIN_BATCH_START, context)

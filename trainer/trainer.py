@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import random
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -284,8 +285,9 @@ class Trainer:
         accumulate = context.batch_accumulate
         num_batches = _limit(len(context.train_loader), params.max_train_batches)
         autocast = _autocast(context.device, params.mixed_precision)
-        validation_due = (context.epoch + 1) % params.run_validation_freq == 0 or context.epoch + 1 == context.max_epochs
-        context.validates_this_epoch = context.valid_loader is not None and validation_due
+        context.validates_this_epoch = schedulers.validates_after_epoch(
+            context.epoch, context.max_epochs, params.run_validation_freq, context.valid_loader is not None
+        )
         context.is_best = False
         context.skipped_steps = 0
         loss_sum = torch.zeros((), device=context.device)
@@ -298,8 +300,9 @@ class Trainer:
                 break
             context.batch_idx = batch_idx
             context.inputs, context.target = _to_device(batch, context.device)
-            context.opens_step = batch_idx % accumulate == 0
-            context.closes_step = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == num_batches
+            context.opens_step, context.closes_step, window = schedulers.accumulation_window(
+                batch_idx, num_batches, accumulate
+            )
             context.optimizer_stepped = False
             callbacks.fire(Phase.TRAIN_BATCH_START, context)
 
@@ -308,7 +311,6 @@ class Trainer:
                 context.loss = criterion(context.preds, context.target)
             callbacks.fire(Phase.TRAIN_BATCH_LOSS_END, context)
 
-            window = min(accumulate, num_batches - (batch_idx - batch_idx % accumulate))
             scaled_loss = context.loss / window if window > 1 else context.loss
             skip_sync = info.is_distributed and not context.closes_step
             with net.no_sync() if skip_sync else contextlib.nullcontext():
