@@ -8,27 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import torchmetrics
-from tiny_fixtures import base_params, tiny_loader, tiny_mlp
+from tiny_fixtures import ScriptedScore, base_params, tiny_loader, tiny_mlp
 
 from callbacks import Callback, load_checkpoint
 from trainer import Trainer
-
-
-class ScriptedScore(torchmetrics.Metric):
-    """A validation 'metric' whose value at the n-th validation is ``values[n]``."""
-
-    higher_is_better = True
-
-    def __init__(self, values):
-        super().__init__()
-        self.values = list(values)
-        self.add_state("batches", default=torch.tensor(0), dist_reduce_fx="sum")
-
-    def update(self, preds, target):
-        self.batches += 1
-
-    def compute(self):
-        return torch.tensor(self.values.pop(0))
 
 
 class BestFileWatcher(Callback):

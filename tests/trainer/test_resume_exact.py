@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchmetrics
-from tiny_fixtures import base_params, tiny_loader, tiny_mlp
+from tiny_fixtures import ScriptedScore, base_params, tiny_loader, tiny_mlp
 
 from callbacks import Callback, load_checkpoint
 from trainer import Trainer
@@ -93,23 +92,6 @@ def test_resume_path_continues_into_this_experiment(tmp_path):
     assert resumed.ckpt_dir == str(tmp_path / "target")
     assert load_checkpoint(tmp_path / "target" / "ckpt_latest.pth")["epoch"] == 4
     assert load_checkpoint(source_path)["epoch"] == 2  # the source is left alone
-
-
-class ScriptedScore(torchmetrics.Metric):
-    """A validation 'metric' whose value at the n-th validation is ``values[n]``."""
-
-    higher_is_better = True
-
-    def __init__(self, values):
-        super().__init__()
-        self.values = list(values)
-        self.add_state("batches", default=torch.tensor(0), dist_reduce_fx="sum")
-
-    def update(self, preds, target):
-        self.batches += 1
-
-    def compute(self):
-        return torch.tensor(self.values.pop(0))
 
 
 def _scored_run(tmp_path, max_epochs, values, **overrides):
