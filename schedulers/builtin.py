@@ -96,7 +96,17 @@ class ClockLRSchedule(LRCallbackBase):
         raise NotImplementedError
 
     def perform_scheduling(self, context: PhaseContext) -> None:
-        write_group_lrs(self, context, lambda group: self.lr_of(group["initial_lr"], context), context.batch_idx)
+        # Once per distinct initial_lr, not once per group: this runs at every optimizer step and groups
+        # usually share their initial_lr (benchmarks/sched_micro.py: 100 groups).
+        values: dict[float, float] = {}
+
+        def value_of(group: dict) -> float:
+            lr0 = group["initial_lr"]
+            if lr0 not in values:
+                values[lr0] = self.lr_of(lr0, context)
+            return values[lr0]
+
+        write_group_lrs(self, context, value_of, context.batch_idx)
 
 
 class PerStepLRSchedule(ClockLRSchedule):

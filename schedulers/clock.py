@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 
@@ -82,7 +83,7 @@ class ScheduleClock:
         """C = lr_cooldown_epochs * S."""
         return self.cooldown_epochs * self.steps_per_epoch
 
-    @property
+    @cached_property  # read at every optimizer step by the per-step schedules
     def main_steps(self) -> int:
         """T = N - W - C: the length of the main schedule."""
         return self.total_steps - self.warmup_steps - self.cooldown_steps

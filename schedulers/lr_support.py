@@ -99,7 +99,17 @@ def write_group_lrs(
     with an optimizer instance) are written one by one.
     """
     groups = context.optimizer.param_groups
-    values = [value_of(group) for group in groups]
+    if len(groups) == 1 and not isinstance(callback.initial_lr, Mapping):
+        # The common case, at every optimizer step: the outcome of the general path below without its
+        # bookkeeping (benchmarks/sched_micro.py). A NaN still takes the general path.
+        value = value_of(groups[0])
+        if value == value:
+            callback.lr = value
+            callback.update_lr(context.optimizer, context.epoch, batch_idx)
+            return
+        values = [value]
+    else:
+        values = [value_of(group) for group in groups]
     by_name: dict[str, float] = {}
     for group, value in zip(groups, values):
         by_name.setdefault(group["name"], value)
