@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from callbacks.context import PhaseContext
 from callbacks.phases import PHASE_TO_METHOD, Phase
@@ -67,7 +68,9 @@ def _handlers_of(callback: Callback, phase: Phase) -> list[Callable[[PhaseContex
     handlers = []
     if isinstance(callback, PhaseCallback):
         # Coerced here too: SuperGradients-style subclasses may set ``self.phase`` (even as a string) themselves.
-        bound = Phase.coerce(getattr(callback, "phase", None), where=f"phase_callbacks: {type(callback).__name__}.phase")
+        bound = Phase.coerce(
+            getattr(callback, "phase", None), where=f"phase_callbacks: {type(callback).__name__}.phase"
+        )
         if bound is phase:
             handlers.append(callback.__call__)
     method_name = PHASE_TO_METHOD[phase]

@@ -139,7 +139,11 @@ def plain_params(training_params: Any) -> dict[str, Any]:
     """The training params as plain data (objects replaced by their repr), for the record."""
     from omegaconf import OmegaConf
 
-    container = OmegaConf.to_container(training_params, resolve=True) if OmegaConf.is_config(training_params) else training_params
+    container = (
+        OmegaConf.to_container(training_params, resolve=True)
+        if OmegaConf.is_config(training_params)
+        else training_params
+    )
     return _plain(container)
 
 

@@ -42,7 +42,7 @@ class Phase(str, Enum):
         return self.value
 
     @classmethod
-    def coerce(cls, value: Any, where: str = "phase") -> "Phase":
+    def coerce(cls, value: Any, where: str = "phase") -> Phase:
         """Return the Phase for a Phase or its name string.
 
         Raises:

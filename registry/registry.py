@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 
 def closest_match(name: str, choices: Iterable[str]) -> str | None:
@@ -36,7 +37,7 @@ class Registry:
     closest match; registering a different object under a taken name is an error.
     """
 
-    def __init__(self, kind: str, populate: Callable[["Registry"], None] | None = None):
+    def __init__(self, kind: str, populate: Callable[[Registry], None] | None = None):
         """Create an empty registry.
 
         Args:

@@ -7,7 +7,8 @@ own); as a mapping ``{TorchSchedulerName: {...}}`` it wraps a torch scheduler
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -25,7 +26,11 @@ def lr_param_names(training_params: dict[str, Any]) -> set[str]:
 
 
 def build_lr_callbacks(
-    training_params: Any, net: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader_len: int, steps_per_epoch: int
+    training_params: Any,
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader_len: int,
+    steps_per_epoch: int,
 ) -> list[Callback]:
     """The warmup and schedule callbacks, in the order they run (before the user's callbacks).
 
@@ -35,9 +40,13 @@ def build_lr_callbacks(
     callbacks = warmup.build_warmup_callbacks(training_params, net, optimizer, train_loader_len, steps_per_epoch)
     lr_mode = training_params.lr_mode
     if isinstance(lr_mode, Mapping):
-        callbacks += torch_wrapper.build_torch_lr_callbacks(training_params, net, optimizer, train_loader_len, steps_per_epoch)
+        callbacks += torch_wrapper.build_torch_lr_callbacks(
+            training_params, net, optimizer, train_loader_len, steps_per_epoch
+        )
     elif lr_mode is not None:
-        callbacks += builtin.build_builtin_lr_callbacks(training_params, net, optimizer, train_loader_len, steps_per_epoch)
+        callbacks += builtin.build_builtin_lr_callbacks(
+            training_params, net, optimizer, train_loader_len, steps_per_epoch
+        )
     return callbacks
 
 

@@ -36,4 +36,4 @@ def test_readme_test_command_is_what_ci_runs():
     command = readme[fence : readme.index("\n", fence)]
     assert command == 'pip install torch==2.13.0 -e ".[dev]" && python -m pytest -q'
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "<!-- test-command -->" in ci and "eval \"$test_command\"" in ci
+    assert "<!-- test-command -->" in ci and 'eval "$test_command"' in ci

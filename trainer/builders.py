@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torchmetrics
@@ -57,7 +58,11 @@ def build_param_groups(
             decay = [param for _, param in params if param.ndim > 1]
             no_decay = [param for _, param in params if param.ndim <= 1]
             groups += [{"name": name, "params": decay, "lr": lr, "initial_lr": lr}] if decay else []
-            groups += [{"name": name, "params": no_decay, "lr": lr, "initial_lr": lr, "weight_decay": 0.0}] if no_decay else []
+            groups += (
+                [{"name": name, "params": no_decay, "lr": lr, "initial_lr": lr, "weight_decay": 0.0}]
+                if no_decay
+                else []
+            )
         else:
             groups.append({"name": name, "params": [param for _, param in params], "lr": lr, "initial_lr": lr})
     return groups
@@ -114,7 +119,7 @@ def build_loss(training_params: Any) -> torch.nn.Module:
     spec = training_params.loss
     params = dict(training_params.criterion_params)
     if isinstance(spec, Mapping) and len(spec) == 1:
-        (spec, extra), = spec.items()
+        ((spec, extra),) = spec.items()
         params.update(extra or {})
     if isinstance(spec, torch.nn.Module):
         return spec
@@ -149,7 +154,9 @@ def build_metrics(metrics_list: Any, key: str) -> dict[str, torchmetrics.Metric]
         for name, value in items:
             metric_name, metric = _build_metric(name, value, key)
             if metric_name in metrics or metric_name == "loss":
-                raise ValueError(f"training_params: key {key!r}: metric name {metric_name!r} appears twice or is reserved.")
+                raise ValueError(
+                    f"training_params: key {key!r}: metric name {metric_name!r} appears twice or is reserved."
+                )
             metrics[metric_name] = metric
     return metrics
 
@@ -167,7 +174,9 @@ def _build_metric(name: str | None, value: Any, key: str) -> tuple[str, torchmet
         try:
             return name, metric_class(**dict(value or {}))
         except (TypeError, ValueError) as error:
-            raise ValueError(f"training_params: key {key!r}: cannot build metric {name!r} with {value}: {error}") from None
+            raise ValueError(
+                f"training_params: key {key!r}: cannot build metric {name!r} with {value}: {error}"
+            ) from None
     raise TypeError(
         f"training_params: key {key!r}: each entry must be a torchmetrics Metric, a name or {{name: params}}, "
         f"got {type(value).__name__} {value!r}."

@@ -20,7 +20,9 @@ class SmallMLP(nn.Module):
 
     def __init__(self, in_features: int = 64, hidden: int = 64, num_classes: int = 10):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.net(inputs)

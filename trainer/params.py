@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from registry import did_you_mean
 
@@ -67,11 +68,17 @@ TRAINING_PARAMS: dict[str, Param] = {
     "zero_weight_decay_on_bias_and_bn": Param(
         False, "bool", "Put biases and normalization weights in groups with weight_decay 0."
     ),
-    "loss": Param(REQUIRED, "any", "Loss: registered name (torch.nn losses by class name), {name: params}, or an nn.Module."),
+    "loss": Param(
+        REQUIRED, "any", "Loss: registered name (torch.nn losses by class name), {name: params}, or an nn.Module."
+    ),
     "criterion_params": Param({}, "mapping", "Keyword arguments of the loss when `loss` is a name."),
-    "train_metrics_list": Param([], "list", "torchmetrics Metrics, names, or {name: params} computed on training batches."),
+    "train_metrics_list": Param(
+        [], "list", "torchmetrics Metrics, names, or {name: params} computed on training batches."
+    ),
     "valid_metrics_list": Param([], "list", "The same for validation (and test) batches."),
-    "metric_to_watch": Param("loss", "str", "Validation metric that picks the best checkpoint ('loss' or a metric name)."),
+    "metric_to_watch": Param(
+        "loss", "str", "Validation metric that picks the best checkpoint ('loss' or a metric name)."
+    ),
     "greater_metric_to_watch_is_better": Param(
         None,
         "bool or None",
@@ -81,14 +88,26 @@ TRAINING_PARAMS: dict[str, Param] = {
     "phase_callbacks": Param([], "list", "User callbacks (Callback instances), run after the LR callbacks."),
     "batch_accumulate": Param(1, "int", "Micro-batches per optimizer step.", lambda v: v >= 1, "must be >= 1"),
     "clip_grad_norm": Param(
-        None, "number or None", "Clip the total gradient norm to this value.", lambda v: v is None or v > 0, "must be > 0"
+        None,
+        "number or None",
+        "Clip the total gradient norm to this value.",
+        lambda v: v is None or v > 0,
+        "must be > 0",
     ),
     "mixed_precision": Param(False, "bool", "Autocast (float16 + GradScaler on CUDA, bfloat16 on CPU)."),
     "max_train_batches": Param(
-        None, "int or None", "Use at most this many batches of each train epoch.", lambda v: v is None or v >= 1, "must be >= 1"
+        None,
+        "int or None",
+        "Use at most this many batches of each train epoch.",
+        lambda v: v is None or v >= 1,
+        "must be >= 1",
     ),
     "max_valid_batches": Param(
-        None, "int or None", "Use at most this many batches of each validation.", lambda v: v is None or v >= 1, "must be >= 1"
+        None,
+        "int or None",
+        "Use at most this many batches of each validation.",
+        lambda v: v is None or v >= 1,
+        "must be >= 1",
     ),
     "run_validation_freq": Param(
         1, "int", "Validate every this many epochs (and always after the last).", lambda v: v >= 1, "must be >= 1"
@@ -98,7 +117,9 @@ TRAINING_PARAMS: dict[str, Param] = {
     "ckpt_name": Param("ckpt_latest.pth", "str", "File name of the latest checkpoint."),
     "ckpt_best_name": Param("ckpt_best.pth", "str", "File name of the best checkpoint."),
     "resume": Param(False, "bool", "Continue from ckpt_latest.pth of this experiment."),
-    "resume_path": Param(None, "str or None", "Continue from this checkpoint file (writes into this experiment's dir)."),
+    "resume_path": Param(
+        None, "str or None", "Continue from this checkpoint file (writes into this experiment's dir)."
+    ),
     "resume_strict_load": Param(True, "bool", "Load the net's weights strictly on resume."),
     "load_opt_params": Param(True, "bool", "Load the optimizer state on resume."),
     "seed": Param(42, "int or None", "Seed of torch, python and numpy RNGs (None: do not seed)."),
@@ -110,12 +131,18 @@ TRAINING_PARAMS: dict[str, Param] = {
         "{TorchSchedulerName: {kwargs, phase, metric_name}}; None keeps initial_lr constant.",
     ),
     "lr_warmup_epochs": Param(0, "int", "Epochs of LR warmup.", lambda v: v >= 0, "must be >= 0"),
-    "lr_warmup_steps": Param(0, "int", "Optimizer steps of LR warmup (per-step warmup).", lambda v: v >= 0, "must be >= 0"),
-    "lr_cooldown_epochs": Param(0, "int", "Last epochs held at the LR reached before them.", lambda v: v >= 0, "must be >= 0"),
+    "lr_warmup_steps": Param(
+        0, "int", "Optimizer steps of LR warmup (per-step warmup).", lambda v: v >= 0, "must be >= 0"
+    ),
+    "lr_cooldown_epochs": Param(
+        0, "int", "Last epochs held at the LR reached before them.", lambda v: v >= 0, "must be >= 0"
+    ),
     "warmup_initial_lr": Param(None, "any", "LR at the start of warmup (a number or a per-group mapping)."),
     "warmup_mode": Param(
-        None, "str or None", "Registered warmup: LinearEpochLRWarmup (with lr_warmup_epochs) or LinearBatchLRWarmup "
-        "(with lr_warmup_steps); inferred when None."
+        None,
+        "str or None",
+        "Registered warmup: LinearEpochLRWarmup (with lr_warmup_epochs) or LinearBatchLRWarmup "
+        "(with lr_warmup_steps); inferred when None.",
     ),
     "log_steps": Param(True, "bool", "Write steps.csv in the run directory: one row per optimizer step (LR, loss)."),
     "tensorboard": Param(
@@ -137,14 +164,12 @@ class TrainingParams(dict):
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(
-                f"training_params has no key {name!r}.{did_you_mean(name, self)}"
-            ) from None
+            raise AttributeError(f"training_params has no key {name!r}.{did_you_mean(name, self)}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
 
-    def __deepcopy__(self, memo: dict) -> "TrainingParams":
+    def __deepcopy__(self, memo: dict) -> TrainingParams:
         return TrainingParams(self)
 
 
@@ -161,7 +186,9 @@ def to_plain_dict(training_params: Any) -> dict[str, Any]:
     )
 
 
-def resolve_training_params(training_params: Any, extra_known_keys: set[str] | Callable[[dict], set[str]]) -> TrainingParams:
+def resolve_training_params(
+    training_params: Any, extra_known_keys: set[str] | Callable[[dict], set[str]]
+) -> TrainingParams:
     """Merge ``training_params`` over the defaults and validate every key.
 
     Args:

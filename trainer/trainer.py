@@ -70,7 +70,9 @@ class Trainer:
             ``cuda:LOCAL_RANK``).
     """
 
-    def __init__(self, experiment_name: str, ckpt_root_dir: str = "checkpoints", device: str | torch.device | None = None):
+    def __init__(
+        self, experiment_name: str, ckpt_root_dir: str = "checkpoints", device: str | torch.device | None = None
+    ):
         if not isinstance(experiment_name, str) or not experiment_name:
             raise ValueError(f"Trainer: experiment_name must be a non-empty string, got {experiment_name!r}.")
         self.experiment_name = experiment_name
@@ -128,7 +130,9 @@ class Trainer:
         named_loaders.update({f"test_loaders[{name!r}]": loader for name, loader in test_loaders.items()})
         for where, loader in named_loaders.items():
             if loader is not None and not hasattr(loader, "__len__"):
-                raise TypeError(f"{where}: needs a length (a DataLoader over a sized dataset), got {type(loader).__name__}.")
+                raise TypeError(
+                    f"{where}: needs a length (a DataLoader over a sized dataset), got {type(loader).__name__}."
+                )
         info = distributed.setup_distributed(self.requested_device)
         try:
             context, callbacks, metrics = self._prepare(model, params, train_loader, valid_loader, info)
@@ -145,10 +149,20 @@ class Trainer:
         optimizer = build_optimizer(net, params)
         criterion = build_loss(params).to(device)
         metrics = {
-            "train": {name: metric.to(device) for name, metric in build_metrics(params.train_metrics_list, "train_metrics_list").items()},
-            "valid": {name: metric.to(device) for name, metric in build_metrics(params.valid_metrics_list, "valid_metrics_list").items()},
+            "train": {
+                name: metric.to(device)
+                for name, metric in build_metrics(params.train_metrics_list, "train_metrics_list").items()
+            },
+            "valid": {
+                name: metric.to(device)
+                for name, metric in build_metrics(params.valid_metrics_list, "valid_metrics_list").items()
+            },
         }
-        if valid_loader is not None and params.metric_to_watch != "loss" and params.metric_to_watch not in metrics["valid"]:
+        if (
+            valid_loader is not None
+            and params.metric_to_watch != "loss"
+            and params.metric_to_watch not in metrics["valid"]
+        ):
             choices = ["loss", *metrics["valid"]]
             raise ValueError(
                 f"training_params: metric_to_watch {params.metric_to_watch!r} is not among the validation metrics "
@@ -159,7 +173,9 @@ class Trainer:
             greater_is_better = _inferred_direction(params.metric_to_watch, metrics["valid"], valid_loader is not None)
         distributed.warn_if_not_sharded(train_loader, "train_loader", info)
         distributed.warn_if_not_sharded(valid_loader, "valid_loader", info)
-        steps_per_epoch = schedulers.steps_per_epoch(len(train_loader), params.max_train_batches, params.batch_accumulate)
+        steps_per_epoch = schedulers.steps_per_epoch(
+            len(train_loader), params.max_train_batches, params.batch_accumulate
+        )
         net = distributed.wrap_model(net, device, info)
         lr_callbacks = schedulers.build_lr_callbacks(params, net, optimizer, len(train_loader), steps_per_epoch)
         user_callbacks = [_build_callback(entry) for entry in params.phase_callbacks]
@@ -199,7 +215,9 @@ class Trainer:
         after: list[Callback] = build_run_loggers(self.ckpt_dir, params) if info.rank == 0 else []
         if params.save_model:
             after.append(
-                CheckpointSaver(self.ckpt_dir, stateful, params.ckpt_name, params.ckpt_best_name, params.save_ckpt_epoch_list)
+                CheckpointSaver(
+                    self.ckpt_dir, stateful, params.ckpt_name, params.ckpt_best_name, params.save_ckpt_epoch_list
+                )
             )
         if not params.silent_mode and info.rank == 0:
             after.append(ProgressBar())
@@ -220,7 +238,9 @@ class Trainer:
             try:
                 context.optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
             except (ValueError, KeyError) as error:
-                raise RuntimeError(f"resume: the optimizer state in {path!r} does not fit the optimizer: {error}") from None
+                raise RuntimeError(
+                    f"resume: the optimizer state in {path!r} does not fit the optimizer: {error}"
+                ) from None
         if checkpoint.get("scaler_state_dict"):
             context.scaler.load_state_dict(checkpoint["scaler_state_dict"])
         context.epoch = checkpoint["epoch"]
@@ -368,13 +388,20 @@ class Trainer:
         context.test_name = name
         callbacks.fire(Phase.TEST_START, context)
         context.test_metrics[name] = self._evaluate(
-            loader, context, callbacks, test_metrics, info, max_batches=None,
+            loader,
+            context,
+            callbacks,
+            test_metrics,
+            info,
+            max_batches=None,
             batch_phases=(Phase.TEST_BATCH_START, Phase.TEST_BATCH_END),
         )
         context.metrics_dict = context.test_metrics[name]
         callbacks.fire(Phase.TEST_END, context)
 
-    def _evaluate(self, loader, context: PhaseContext, callbacks: CallbackList, metrics, info, max_batches, batch_phases):
+    def _evaluate(
+        self, loader, context: PhaseContext, callbacks: CallbackList, metrics, info, max_batches, batch_phases
+    ):
         """Run ``loader`` through the net without gradients; return {"loss": mean, metric: value}."""
         batch_start, batch_end = batch_phases
         num_batches = _limit(len(loader), max_batches)
@@ -487,7 +514,7 @@ def _build_callback(entry: Any) -> Callback:
     if isinstance(entry, str):
         entry = {entry: {}}
     if isinstance(entry, Mapping) and len(entry) == 1:
-        (name, kwargs), = entry.items()
+        ((name, kwargs),) = entry.items()
         try:
             callback_class = CALLBACKS.get(name)
         except KeyError as error:

@@ -3,6 +3,7 @@ results equal to one process over the same global batches, exact resume, clean f
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import ddp_job
@@ -81,11 +82,14 @@ def test_metrics_and_weights_equal_a_single_process_run(two_process_run, single_
 def test_only_rank_zero_writes_checkpoints_logs_and_progress(two_process_run):
     out, _ = two_process_run
     run_dir = out / "ckpt_rank0" / "job"
+    # TensorBoard events are written by default when the package is installed (the dev extra has it).
+    tensorboard = ["tensorboard"] if importlib.util.find_spec("tensorboard") else []
     assert sorted(path.name for path in run_dir.iterdir()) == [
         "ckpt_best.pth",
         "ckpt_latest.pth",
         "metrics.csv",
         "steps.csv",
+        *tensorboard,
     ]
     assert not (out / "ckpt_rank1").exists()  # rank 1's Trainer had its own root directory and wrote nothing
     assert sorted(path.name for path in (out / "ckpt_resume" / "job").iterdir()) == sorted(

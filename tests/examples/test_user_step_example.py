@@ -29,7 +29,6 @@ DOC = REPO / "docs" / "lr_schedules.md"
 FROM_EXAMPLE = "<!-- from examples/user_step_scheduler.py -->"
 
 
-
 @pytest.fixture(scope="module")
 def example():
     """The example imported as recipes import it: ``examples.user_step_scheduler`` from the repository root."""

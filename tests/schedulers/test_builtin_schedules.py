@@ -23,7 +23,6 @@ from trainer.params import resolve_training_params
 LR0 = 0.1
 
 
-
 class StepLRRecorder(Callback):
     """Per optimizer step: (epoch, global_step, LR of each param group), read right before the step."""
 

@@ -18,7 +18,6 @@ EPOCHS = 4
 BATCHES = 5  # with batch_accumulate=2 the last window of each epoch is one micro-batch: S = 3
 
 
-
 def halving(epoch: int) -> float:
     """An lr_lambda named by import path in the tests."""
     return 0.5**epoch

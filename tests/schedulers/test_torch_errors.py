@@ -29,7 +29,6 @@ class OpaqueStateLR(lr_scheduler.StepLR):
         super().__init__(optimizer, step_size)
 
 
-
 def train(tmp_path, lr_mode, name="run", valid_loader=None, **overrides):
     params = base_params(**{"max_epochs": 2, "lr_mode": lr_mode, "optimizer_params": {"momentum": 0.9}, **overrides})
     return Trainer(name, ckpt_root_dir=str(tmp_path)).train(tiny_mlp(), params, tiny_loader(2), valid_loader)

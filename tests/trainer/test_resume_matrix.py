@@ -110,7 +110,6 @@ CASES = {
 CASES.update(TORCH)
 
 
-
 class StepLog(Callback):
     """Records {global step: LR of each group} right before each optimizer step; stops after ``stop_after`` epochs."""
 
