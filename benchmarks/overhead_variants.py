@@ -126,12 +126,16 @@ BUILTIN_LR_MODE = "CosineLRScheduler"
 """phasetrain's built-in per-step schedule (a pure function of the clock, written at TRAIN_BATCH_START)."""
 
 PHASETRAIN_VARIANTS: dict[str, dict[str, Any]] = {
+    "pt-defaults": {"lr_mode": "one_cycle", "silent_mode": True, "log_steps": None},
+    "pt-defaults-bars": {"lr_mode": "one_cycle", "silent_mode": False, "log_steps": None},
     "pt-silent": {"lr_mode": "one_cycle", "silent_mode": True, "log_steps": False},
     "pt-bars": {"lr_mode": "one_cycle", "silent_mode": False, "log_steps": False},
     "pt-bars-log": {"lr_mode": "one_cycle", "silent_mode": False, "log_steps": True},
     "pt-builtin": {"lr_mode": "builtin", "silent_mode": True, "log_steps": False},
 }
-"""The phasetrain variants: which schedule, whether progress bars show, whether steps.csv is written."""
+"""The phasetrain variants: which schedule, whether progress bars show, whether steps.csv is written
+(None: the logging params are not given at all, so their defaults apply: steps.csv, TensorBoard event
+files when tensorboard is installed, no plots; what a user who sets nothing gets)."""
 
 
 def phasetrain_params(setup: Setup, variant: str) -> dict[str, Any]:
@@ -150,11 +154,10 @@ def phasetrain_params(setup: Setup, variant: str) -> dict[str, Any]:
         # Checkpoints are off: the raw loop and Lightning (enable_checkpointing=False) save nothing.
         "save_model": False,
         "lr_mode": one_cycle_lr_mode(setup) if options["lr_mode"] == "one_cycle" else BUILTIN_LR_MODE,
-        # Logging off but for the steps.csv variant; metrics.csv (one row per epoch) is always written.
-        "log_steps": options["log_steps"],
-        "tensorboard": False,
-        "plots": False,
     }
+    if options["log_steps"] is not None:
+        # Logging off but for the steps.csv variant; metrics.csv (one row per epoch) is always written.
+        params.update(log_steps=options["log_steps"], tensorboard=False, plots=False)
     return params
 
 
@@ -162,17 +165,15 @@ def logging_batches(variant: str) -> list:
     """Predicates on the batch index: the batches where the variant's bar or step log reads from the device."""
     import inspect
 
-    from callbacks import ProgressBar
     from callbacks.loggers import StepLogger
 
     options = PHASETRAIN_VARIANTS[variant]
-    refresh_every = inspect.signature(ProgressBar).parameters["refresh_every"].default
     flush_every = inspect.signature(StepLogger).parameters["flush_every"].default
     predicates = []
-    if not options["silent_mode"]:
-        predicates.append(lambda batch_idx: batch_idx % refresh_every == 0)
-    if options["log_steps"]:
-        # The step log flushes when flush_every rows are pending and at each epoch end.
+    # The progress bar reads the loss once per refresh interval (time-based, ProgressBar.refresh_seconds):
+    # those reads cannot be told from the batch index and count as outside logging intervals (about 2/s).
+    if options["log_steps"] is not False:
+        # The step log flushes when flush_every rows are pending (or after flush_seconds) and at each epoch end.
         predicates.append(lambda batch_idx: (batch_idx + 1) % flush_every == 0)
     return predicates
 

@@ -13,6 +13,7 @@ import torch
 
 from callbacks.base import Callback
 from callbacks.context import PhaseContext
+from callbacks.errors import CheckpointWriteError, NonFiniteWeightsError
 
 REQUIRED_KEYS = ("net", "optimizer_state_dict", "epoch", "global_step")
 
@@ -22,6 +23,11 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
     The data goes to a temporary file in the same directory, is flushed and fsynced, then renamed
     over ``path``; a process killed at any moment leaves either the old or the new file.
+
+    Raises:
+        CheckpointWriteError: an ``OSError`` while writing (no space left, file too large, ...); the
+            previous file at ``path`` is unchanged and the temporary file is removed. The message
+            names the path and the cause.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +38,17 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except Exception as raised:
+        error = _os_error_in(raised)
+        if error is None:
+            raise
+        cause = f"{type(error).__name__}: {error.strerror or error}"
+        failure = CheckpointWriteError(
+            f"checkpoint: writing {str(path)!r} failed ({cause}); the previous file there is unchanged and the "
+            "temporary file was removed."
+        )
+        failure.errno = error.errno
+        raise failure from error
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -40,6 +57,17 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _os_error_in(error: BaseException) -> OSError | None:
+    """``error`` or the exception it was raised during, when it is an OSError. torch.save's zip writer
+    turns a failed write into a RuntimeError ("unexpected pos") raised while handling the OSError."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -161,10 +189,33 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+def check_finite_weights(net: torch.nn.Module, path: str | os.PathLike, epoch: int) -> None:
+    """Refuse to save weights holding NaN or inf: checked before any checkpoint file is replaced.
+
+    One host-device sync for the whole model (the per-tensor checks are stacked on the device).
+
+    Raises:
+        NonFiniteWeightsError: names the first non-finite tensor and the checkpoint kept on disk.
+    """
+    state = unwrap_model(net).state_dict()
+    names = [name for name, value in state.items() if torch.is_floating_point(value)]
+    if not names:
+        return
+    finite = torch.stack([torch.isfinite(state[name]).all() for name in names])
+    if bool(finite.all()):
+        return
+    bad = names[int((~finite).nonzero()[0])]
+    raise NonFiniteWeightsError(
+        f"checkpoint: after epoch {epoch} the weights hold NaN or inf (first: {bad!r}); refusing to write them over "
+        f"{str(path)!r}, which still holds the last checkpoint with finite weights."
+    )
+
+
 class CheckpointSaver(Callback):
     """Writes ``ckpt_latest.pth`` after every epoch (after validation when it runs),
     ``ckpt_best.pth`` when metric_to_watch improves, and ``ckpt_epoch_{N}.pth`` for the epoch
     indices N in ``save_ckpt_epoch_list``. Only rank 0 writes; every rank waits for the write.
+    Weights holding NaN or inf are never written: ``NonFiniteWeightsError`` instead, files unchanged.
 
     Args:
         ckpt_dir: the run directory.
@@ -200,6 +251,8 @@ class CheckpointSaver(Callback):
         self._write(context, self.ckpt_best_name, self._latest)
 
     def _save_epoch_end(self, context: PhaseContext) -> None:
+        # Every rank checks (the weights are the same on all), so all of them stop together.
+        check_finite_weights(context.net, self.ckpt_dir / self.ckpt_name, context.epoch)
         self._latest = build_checkpoint(context, self.stateful_callbacks) if context.is_rank_zero else None
         self._write(context, self.ckpt_name, self._latest)
         if context.epoch in self.save_ckpt_epoch_list:

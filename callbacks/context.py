@@ -44,9 +44,12 @@ class PhaseContext:
         closes_step: True when this batch ends an accumulation window (an optimizer step is
             attempted after its backward). Valid in train batch phases.
         optimizer_stepped: True when an optimizer step happened in this batch (False when the
-            GradScaler skipped it for inf/NaN gradients). Valid from TRAIN_BATCH_STEP to
-            TRAIN_BATCH_END.
-        skipped_steps: optimizer steps skipped by the GradScaler this epoch. Valid in train phases.
+            GradScaler skipped it for inf/NaN gradients, or ``nonfinite_loss: skip`` for a NaN/inf
+            loss). Valid from TRAIN_BATCH_STEP to TRAIN_BATCH_END.
+        skipped_steps: optimizer steps skipped this epoch, by the GradScaler (inf/NaN gradients) or for a
+            non-finite loss (``nonfinite_loss: skip``). Valid in train phases.
+        nonfinite_skipped_steps: of those, the steps skipped for a NaN or inf loss (``nonfinite_loss:
+            skip``; the step's gradients were dropped, global_step did not advance). Valid in train phases.
         inputs: the batch inputs on the device. Valid in batch phases.
         target: the batch targets on the device. Valid in batch phases.
         preds: the model output for the batch. Valid from *_BATCH_LOSS_END / *_BATCH_END.
@@ -71,6 +74,11 @@ class PhaseContext:
         rank: this process's rank (0 when not distributed).
         world_size: number of processes (1 when not distributed).
         exception: the exception that ended training, if any. Valid in POST_TRAINING.
+        swa_metrics: validation metrics of the SWA-averaged model (``swa`` training param), set at
+            POST_TRAINING by the SWA callback; empty otherwise.
+        scheduled_keys: param-group keys that a schedule moves besides ``lr`` (``momentum``,
+            ``weight_decay``, ...): the run logs a ``<key>/<group>`` column for each. Set at
+            PRE_TRAINING by the ``param_scheduler`` callback (which runs before the loggers).
     """
 
     experiment_name: str
@@ -94,6 +102,7 @@ class PhaseContext:
     closes_step: bool = False
     optimizer_stepped: bool = False
     skipped_steps: int = 0
+    nonfinite_skipped_steps: int = 0
     inputs: Any = None
     target: Any = None
     preds: Any = None
@@ -114,6 +123,8 @@ class PhaseContext:
     rank: int = 0
     world_size: int = 1
     exception: BaseException | None = None
+    swa_metrics: dict[str, float] = field(default_factory=dict)
+    scheduled_keys: list[str] = field(default_factory=list)
 
     @property
     def is_rank_zero(self) -> bool:

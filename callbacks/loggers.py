@@ -2,8 +2,9 @@
 
 Both CSV files live in the run directory and are written by rank 0 only. The LR logged for
 optimizer step k is read at TRAIN_BATCH_GRADIENT_STEP_START, right before the optimizer uses it.
-Per-step losses stay on the device and reach the host in batches (every ``flush_every`` steps and
-at each epoch end), so logging adds no host-device sync per step.
+Per-step values are kept in memory (losses on the device) and written in batches (every
+``flush_every`` steps or ``flush_seconds``, at each epoch end and when training ends), CSV rows and
+TensorBoard events alike, so logging adds no host-device sync and no write per step.
 
 On resume, rows at or past the resume point (written after the checkpoint by a run that was
 stopped) are dropped and the file is rewritten up to that point, then appended to: a resumed run's
@@ -23,6 +24,7 @@ import torch
 
 from callbacks.base import Callback
 from callbacks.context import PhaseContext
+from callbacks.event_file import TensorBoardSink
 
 STEPS_FILE = "steps.csv"
 METRICS_FILE = "metrics.csv"
@@ -53,17 +55,27 @@ def group_momentum(group: dict[str, Any]) -> float | None:
     return None
 
 
-def lr_columns(param_groups: list[dict[str, Any]]) -> list[str]:
-    """``lr/<group>`` columns, then ``momentum/<group>`` for groups that have a momentum."""
+def lr_columns(param_groups: list[dict[str, Any]], scheduled_keys: Iterable[str] = ()) -> list[str]:
+    """``lr/<group>`` columns, then ``momentum/<group>`` for groups that have a momentum, then
+    ``<key>/<group>`` for each other scheduled key (``context.scheduled_keys``, e.g. ``weight_decay``)."""
     labels = param_group_labels(param_groups)
     momentum = [f"momentum/{label}" for label, group in zip(labels, param_groups) if group_momentum(group) is not None]
-    return [f"lr/{label}" for label in labels] + momentum
+    others = [f"{key}/{label}" for key in _other_keys(scheduled_keys) for label in labels]
+    return [f"lr/{label}" for label in labels] + momentum + others
 
 
-def lr_values(param_groups: list[dict[str, Any]]) -> list[float]:
+def lr_values(param_groups: list[dict[str, Any]], scheduled_keys: Iterable[str] = ()) -> list[float]:
     """The values of ``lr_columns`` for the optimizer's current state (Python floats, no sync)."""
     momentum = [group_momentum(group) for group in param_groups]
-    return [float(group["lr"]) for group in param_groups] + [value for value in momentum if value is not None]
+    values = [float(group["lr"]) for group in param_groups] + [value for value in momentum if value is not None]
+    for key in _other_keys(scheduled_keys):
+        values += [float(group[key]) for group in param_groups]
+    return values
+
+
+def _other_keys(scheduled_keys: Iterable[str]) -> list[str]:
+    """Scheduled keys that get their own columns: all but ``lr`` and ``momentum`` (always logged)."""
+    return [key for key in scheduled_keys if key not in ("lr", "momentum")]
 
 
 def format_value(value: Any) -> str:
@@ -110,82 +122,91 @@ class _CsvFile:
         self.handle.close()
 
 
-class TensorBoardSink:
-    """A shared SummaryWriter under ``<run dir>/tensorboard``, opened by the first logger that
-    attaches and closed when the last one detaches. Tags are the CSV column names; the x axis is
-    the global step for per-step and per-epoch values alike, so a resume purges later events."""
-
-    def __init__(self, log_dir: str | Path):
-        self.log_dir = Path(log_dir)
-        self._writer = None
-        self._attached = 0
-
-    def attach(self, purge_step: int) -> None:
-        if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.log_dir), purge_step=purge_step or None)
-        self._attached += 1
-
-    def add(self, tags: dict[str, float], step: int) -> None:
-        for tag, value in tags.items():
-            if isinstance(value, (int, float)):
-                self._writer.add_scalar(tag, value, step)
-
-    def detach(self) -> None:
-        self._attached -= 1
-        if self._attached == 0 and self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
 class StepLogger(Callback):
-    """Writes ``steps.csv``: global_step, epoch, batch_idx, lr/<group>..., momentum/<group>..., loss.
+    """Writes ``steps.csv``: global_step, epoch, batch_idx, lr/<group>..., momentum/<group>...,
+    <key>/<group>... (each other scheduled key, ``context.scheduled_keys``), loss.
 
     The loss of a step is the mean loss of its micro-batches. A step the GradScaler skipped gets
     no row (it did not happen; the next step reuses its index).
 
+    Per step it only appends: the row's host values (read right before the optimizer step) and the
+    micro-batches' loss tensors, which stay on the device. The pending rows are written in one
+    batch (one device-to-host transfer for their losses, one CSV write, one batch of TensorBoard
+    events) when ``flush_every`` of them are pending or the oldest is ``flush_seconds`` old, at each
+    epoch end, and when training ends (normally, by Ctrl-C or by an exception); checkpoints are
+    written after the epoch's flush. A killed process loses at most the unflushed rows; resuming
+    from a checkpoint rewrites the file up to the checkpoint's step either way.
+
     Args:
         path: the CSV file.
-        flush_every: steps kept on the device before they are written.
+        flush_every: steps kept pending before they are written.
+        flush_seconds: age of the oldest pending step that triggers a write (slow steps still reach
+            the disk every so often).
         tensorboard: a TensorBoardSink that receives the same values, or None.
     """
 
-    def __init__(self, path: str | Path, flush_every: int = 64, tensorboard: TensorBoardSink | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        flush_every: int = 1024,
+        flush_seconds: float = 30.0,
+        tensorboard: TensorBoardSink | None = None,
+    ):
         self.path = Path(path)
         self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
         self.tensorboard = tensorboard
         self._file: _CsvFile | None = None
         self._columns: list[str] = []
+        self._scheduled_keys: list[str] = []
         self._rows: list[list[Any]] = []
+        self._wall_times: list[float] = []
         self._losses: list[torch.Tensor] = []
-        self._window_loss: torch.Tensor | None = None
-        self._window_batches = 0
+        """Every micro-batch loss since the last flush (detached, on the device)."""
+        self._loss_spans: list[tuple[int, int]] = []
+        """Per pending row: the slice of ``_losses`` that makes its step."""
+        self._step_first_loss = 0
 
     def on_training_start(self, context: PhaseContext) -> None:
-        self._columns = ["global_step", "epoch", "batch_idx", *lr_columns(context.optimizer.param_groups), "loss"]
+        self._scheduled_keys = _other_keys(context.scheduled_keys)
+        self._columns = [
+            "global_step",
+            "epoch",
+            "batch_idx",
+            *lr_columns(context.optimizer.param_groups, self._scheduled_keys),
+            "loss",
+        ]
         self._file = _CsvFile(self.path, self._columns, "global_step", context.global_step)
         if self.tensorboard is not None:
             self.tensorboard.attach(context.global_step)
 
     def on_train_batch_backward_end(self, context: PhaseContext) -> None:
-        loss = context.loss.detach().float()
-        self._window_loss = loss if self._window_batches == 0 else self._window_loss + loss
-        self._window_batches += 1
+        # Taken here, before any TRAIN_BATCH_END callback can raise: a step that happened keeps its loss.
+        self._losses.append(context.loss.detach())
 
     def on_train_batch_gradient_step_start(self, context: PhaseContext) -> None:
         self._rows.append(
-            [context.global_step, context.epoch, context.batch_idx, *lr_values(context.optimizer.param_groups)]
+            [
+                context.global_step,
+                context.epoch,
+                context.batch_idx,
+                *lr_values(context.optimizer.param_groups, self._scheduled_keys),
+            ]
         )
-        self._losses.append(self._window_loss / self._window_batches)
-        self._window_batches = 0
+        self._wall_times.append(time.time())
+        end = len(self._losses)
+        self._loss_spans.append((self._step_first_loss, end))
+        self._step_first_loss = end
 
     def on_train_batch_end(self, context: PhaseContext) -> None:
-        if context.closes_step and not context.optimizer_stepped:
-            self._rows.pop()
-            self._losses.pop()
-        if len(self._rows) >= self.flush_every:
-            self._flush()
+        if context.closes_step:
+            if not context.optimizer_stepped:  # the step did not happen: no row
+                self._rows.pop()
+                self._wall_times.pop()
+                self._loss_spans.pop()
+            rows, wall_times = self._rows, self._wall_times
+            if rows and (len(rows) >= self.flush_every or wall_times[-1] - wall_times[0] >= self.flush_seconds):
+                self._flush()
 
     def on_train_loader_end(self, context: PhaseContext) -> None:
         self._flush()
@@ -201,20 +222,30 @@ class StepLogger(Callback):
 
     def _flush(self) -> None:
         """Move the pending losses to the host in one transfer and write their rows."""
-        if not self._rows:
-            return
-        losses = torch.stack(self._losses).cpu().tolist()
-        rows = [row + [loss] for row, loss in zip(self._rows, losses)]
-        self._file.write(rows)
-        if self.tensorboard is not None:
-            for row in rows:
-                self.tensorboard.add(dict(zip(self._columns[3:], row[3:])), step=row[0])
-        self._rows, self._losses = [], []
+        if self._rows:
+            losses = torch.stack(self._losses).float().cpu().tolist()
+            rows = [row + [_mean(losses[first:end])] for row, (first, end) in zip(self._rows, self._loss_spans)]
+            # Every cell is an int or a float: the csv module writes str(float), which is repr(float).
+            self._file.writer.writerows(rows)
+            self._file.handle.flush()
+            if self.tensorboard is not None:
+                self.tensorboard.add_rows(
+                    self._columns[3:], [row[0] for row in rows], self._wall_times, [row[3:] for row in rows]
+                )
+        # Losses after the last row (an accumulation window still open at a mid-epoch flush) carry over.
+        self._losses = self._losses[self._step_first_loss :]
+        self._step_first_loss = 0
+        self._rows, self._wall_times, self._loss_spans = [], [], []
+
+
+def _mean(values: list[float]) -> float:
+    return values[0] if len(values) == 1 else sum(values) / len(values)
 
 
 class EpochLogger(Callback):
     """Writes ``metrics.csv``: epoch, global_step, train/<metric>..., valid/<metric>..., lr/<group>...
-    (the LR of the epoch's first optimizer step), duration_s.
+    (the LR of the epoch's first optimizer step), skipped_steps (optimizer steps skipped in the epoch:
+    by the GradScaler, or for a non-finite loss with ``nonfinite_loss: skip``), duration_s.
 
     The row of an epoch is written after its validation (or after training when it does not
     validate); epochs without validation leave the valid cells empty.
@@ -241,6 +272,7 @@ class EpochLogger(Callback):
             *[f"train/{name}" for name in context.train_metric_names],
             *valid,
             *[f"lr/{label}" for label in labels],
+            "skipped_steps",
             "duration_s",
         ]
         self._file = _CsvFile(self.path, self._columns, "epoch", context.epoch)
@@ -277,6 +309,7 @@ class EpochLogger(Callback):
             values.update({f"valid/{name}": value for name, value in context.valid_metrics.items()})
         lrs = self._epoch_lrs or [float(group["lr"]) for group in context.optimizer.param_groups]
         values.update(zip([column for column in self._columns if column.startswith("lr/")], lrs))
+        values["skipped_steps"] = context.skipped_steps
         values["duration_s"] = round(time.perf_counter() - self._started, 3)
         self._file.write([[values.get(column) for column in self._columns]])
         if self.tensorboard is not None:

@@ -24,22 +24,33 @@ def _format_value(value: Any) -> str:
 class ProgressBar(Callback):
     """A tqdm bar per epoch showing the loss and the LR, plus a summary line per epoch.
 
-    The loss shown is read from the device every ``refresh_every`` batches only, so the bar
-    never forces a host-device sync per batch.
+    The numbers on the bar are refreshed at most every ``refresh_seconds``: then the LR is read
+    when the next optimizer step opens (after the schedules have written it) and that step's loss
+    at its end, so the bar always shows a loss beside the LR it was trained with. Between refreshes a
+    batch costs a counter update and a clock read; the loss is read from the device only at a
+    refresh, so the bar never forces a host-device sync per batch.
 
     Args:
-        refresh_every: batches between refreshes of the numbers on the bar.
+        refresh_seconds: least time between two refreshes of the numbers on the bar.
+
+    Attributes:
+        shown: what the bar shows now: ``{"step": optimizer step index, "loss": float, "lr": float}``.
     """
 
-    def __init__(self, refresh_every: int = 20):
-        self.refresh_every = refresh_every
+    def __init__(self, refresh_seconds: float = 0.5):
+        self.refresh_seconds = refresh_seconds
+        self.shown: dict[str, float] = {}
         self._bar = None
         self._epoch_started = 0.0
+        self._next_refresh = 0.0
+        self._shown_lr: float | None = None
 
     def on_train_loader_start(self, context: PhaseContext) -> None:
         from tqdm.auto import tqdm
 
         self._epoch_started = time.perf_counter()
+        self._next_refresh = 0.0
+        self._shown_lr = None
         total = len(context.train_loader)
         max_batches = context.training_params.max_train_batches
         if max_batches is not None:
@@ -52,12 +63,19 @@ class ProgressBar(Callback):
             file=sys.stderr,
         )
 
+    def on_train_batch_start(self, context: PhaseContext) -> None:
+        if context.opens_step and self._shown_lr is None and time.perf_counter() >= self._next_refresh:
+            self._shown_lr = context.optimizer.param_groups[0]["lr"]
+
     def on_train_batch_end(self, context: PhaseContext) -> None:
         self._bar.update(1)
-        if context.batch_idx % self.refresh_every == 0:
-            self._bar.set_postfix(
-                loss=f"{context.loss.item():.4f}", lr=f"{context.optimizer.param_groups[0]['lr']:.4g}", refresh=False
-            )
+        if self._shown_lr is not None and context.closes_step:
+            # The loss of the step whose LR was read when it opened: both describe the same step.
+            step = context.global_step - 1 if context.optimizer_stepped else context.global_step
+            self.shown = {"step": step, "loss": context.loss.item(), "lr": self._shown_lr}
+            self._bar.set_postfix(loss=f"{self.shown['loss']:.4f}", lr=f"{self._shown_lr:.4g}", refresh=False)
+            self._shown_lr = None
+            self._next_refresh = time.perf_counter() + self.refresh_seconds
 
     def on_train_loader_end(self, context: PhaseContext) -> None:
         self._bar.close()
@@ -79,7 +97,10 @@ class ProgressBar(Callback):
             parts.append(f"valid {format_metrics(context.valid_metrics)}")
         parts.append(f"lr {context.optimizer.param_groups[0]['lr']:.4g}")
         if context.skipped_steps:
-            parts.append(f"skipped steps {context.skipped_steps}")
+            nonfinite = context.nonfinite_skipped_steps
+            parts.append(
+                f"skipped steps {context.skipped_steps}" + (f" ({nonfinite} non-finite loss)" if nonfinite else "")
+            )
         parts.append(f"{time.perf_counter() - self._epoch_started:.1f}s")
         if context.is_best:
             parts.append("best")

@@ -1,15 +1,15 @@
-"""Your own LR schedule: the SuperGradients documentation example, unchanged but for its imports.
+"""Train with your own LR schedule: SuperGradients' documentation example, registered as "user_step".
 
-``UserStepLRCallback`` multiplies the LR by each factor in ``user_lr_decay_factors`` once the epoch
-in ``user_lr_updates`` has ended. Registering it as "user_step" makes ``lr_mode: user_step`` work
-in training params and recipes (recipes/digits_custom_scheduler.yaml imports this module), and
-its constructor's own parameters become training-param keys.
+The schedule itself, ``UserStepLRCallback`` (unchanged but for its imports), lives in the installed
+``recipes.user_step_scheduler`` module, because the shipped recipe ``digits_custom_scheduler``
+needs it at run time; importing that module registers ``lr_mode: user_step``. This script trains
+with it. It multiplies the LR by each factor in ``user_lr_decay_factors`` once the epoch in
+``user_lr_updates`` has ended; its constructor's own parameters are training-param keys.
 
 Run it: ``python examples/user_step_scheduler.py`` trains SmallCNN on the 8x8 digits for a few
 epochs and prints the LR each epoch used.
 """
 
-# ruff: noqa: UP008  (the class below is SuperGradients' documentation example, kept as written)
 from __future__ import annotations
 
 import argparse
@@ -17,29 +17,10 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from callbacks import Callback, Phase
-from registry import register_lr_scheduler
-from schedulers import LRCallbackBase
+from callbacks import Callback
+from recipes.user_step_scheduler import UserStepLRCallback  # registers "user_step"
 
-
-@register_lr_scheduler("user_step")
-class UserStepLRCallback(LRCallbackBase):
-    def __init__(self, user_lr_updates: list, user_lr_decay_factors: list, **kwargs):
-        super(UserStepLRCallback, self).__init__(Phase.TRAIN_EPOCH_END, **kwargs)
-        assert len(user_lr_updates) == len(user_lr_decay_factors)
-        self.lr_updates = user_lr_updates
-        self.lr_decay_factors = user_lr_decay_factors
-
-    def perform_scheduling(self, context):
-        curr_lr = self.initial_lr
-        for epoch_idx, epoch_decay_rate in zip(self.lr_updates, self.lr_decay_factors):
-            if epoch_idx <= context.epoch:
-                curr_lr *= epoch_decay_rate
-        self.lr = curr_lr
-        self.update_lr(context.optimizer, context.epoch, None)
-
-    def is_lr_scheduling_enabled(self, context):
-        return self.training_params.lr_warmup_epochs <= context.epoch
+__all__ = ["EpochLRRecorder", "UserStepLRCallback", "main"]
 
 
 class EpochLRRecorder(Callback):

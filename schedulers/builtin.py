@@ -248,11 +248,16 @@ class ExponentialLRScheduler(PerStepLRSchedule):
 
 @register_lr_scheduler("FunctionLRScheduler")
 class FunctionLRScheduler(PerStepLRSchedule):
-    """``lr = f(initial_lr=lr0, epoch=, iter=, max_epoch=, iters_per_epoch=)``, per step.
+    """``lr = f(initial_lr=lr0, epoch=, iter=, max_epoch=, iters_per_epoch=)`` (SuperGradients' form) or
+    ``lr = f(k + 1)`` for optimizer step k (MXNet's ``schedule(iteration)``, iterations from 1), per step.
+
+    The form comes from the function's signature (``schedule_math.function_form``): one positional
+    parameter is MXNet's, the five keywords are SuperGradients'; a signature that fits both or
+    neither is an error. MXNet's form gives one LR for every param group.
 
     Args:
-        lr_schedule_function: a callable, or an import path ``"package.module:function"`` (so a
-            YAML recipe can name it and a checkpoint never holds a function).
+        lr_schedule_function: a callable (function or callable object), or an import path
+            ``"package.module:function"`` (so a YAML recipe can name it and a checkpoint never holds a function).
     """
 
     def __init__(self, lr_schedule_function: Callable[..., float] | str | None = None, **kwargs: Any):
@@ -262,11 +267,20 @@ class FunctionLRScheduler(PerStepLRSchedule):
                 f"{self.where}: needs the training param 'lr_schedule_function' "
                 "(a callable or 'package.module:function')."
             )
-        self.lr_schedule_function = resolve_callable(
-            lr_schedule_function, f"{self.where}: training param 'lr_schedule_function'"
-        )
+        where = f"{self.where}: training param 'lr_schedule_function'"
+        self.lr_schedule_function = resolve_callable(lr_schedule_function, where)
+        self.form = schedule_math.function_form(self.lr_schedule_function, where)
+        lrs = set(self.initial_lr.values()) if isinstance(self.initial_lr, dict) else {self.initial_lr}
+        if self.form == "iteration" and len(lrs) > 1:
+            raise ValueError(
+                f"{where}: MXNet's form f(iteration) gives one LR for every param group, but initial_lr "
+                f"{self.initial_lr} gives the groups different LRs; use the keyword form "
+                "f(initial_lr, epoch, iter, max_epoch, iters_per_epoch), which receives each group's initial_lr."
+            )
 
     def lr_of(self, lr0: float, context: PhaseContext) -> float:
+        if self.form == "iteration":
+            return schedule_math.iteration_function_lr(self.clock, context.global_step, self.lr_schedule_function)
         return schedule_math.function_lr(lr0, self.clock, context.global_step, self.lr_schedule_function)
 
 
@@ -281,3 +295,64 @@ SUPERGRADIENTS_ALIASES = {
 
 for _alias, _cls in SUPERGRADIENTS_ALIASES.items():
     register_lr_scheduler(_alias)(_cls)
+
+
+@register_lr_scheduler("CosineWarmRestartsLRScheduler")
+class CosineWarmRestartsLRScheduler(PerStepLRSchedule):
+    """SGDR: cosine cycles restarted at a (decayed) peak, per step, after any warmup.
+
+    Cycle c (from 0) lasts ``P * m**c`` epochs (``T_c`` optimizer steps); step t_c of it uses
+    ``peak*r + (peak - peak*r) * 0.5 * (1 + cos(pi * t_c / T_c))`` with ``peak = lr0 * d**c``.
+
+    Args:
+        restart_period_epochs: P, epochs of the first cycle (int >= 1).
+        restart_period_mult: m, growth of each cycle's length (int >= 1, as torch's T_mult).
+        cosine_final_lr_ratio: r, in [0, 1]: where each cycle's curve tends, as a share of its peak.
+        restart_lr_decay: d, in (0, 1]: factor of each cycle's peak over the previous one.
+    """
+
+    def __init__(
+        self,
+        restart_period_epochs: int | None = None,
+        restart_period_mult: int = 1,
+        cosine_final_lr_ratio: float = 0.01,
+        restart_lr_decay: float = 1.0,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if restart_period_epochs is None:
+            raise ValueError(
+                f"{self.where}: needs the training param 'restart_period_epochs' (epochs of the first cycle)."
+            )
+        self.restart_period_epochs = self._check_int(restart_period_epochs, "restart_period_epochs")
+        self.restart_period_mult = self._check_int(restart_period_mult, "restart_period_mult")
+        self.cosine_final_lr_ratio = check_number(
+            cosine_final_lr_ratio, "cosine_final_lr_ratio", self.where, lambda v: 0 <= v <= 1, "must be in [0, 1]"
+        )
+        self.restart_lr_decay = check_number(
+            restart_lr_decay, "restart_lr_decay", self.where, lambda v: 0 < v <= 1, "must be in (0, 1]"
+        )
+
+    def _check_int(self, value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(
+                f"{self.where}: training param {key!r} must be an int, got {type(value).__name__} {value!r}."
+            )
+        if value < 1:
+            raise ValueError(f"{self.where}: training param {key!r} must be >= 1, got {value!r}.")
+        return int(value)
+
+    def lr_of(self, lr0: float, context: PhaseContext) -> float:
+        return schedule_math.cosine_warm_restarts_lr(
+            lr0,
+            self.clock,
+            context.global_step,
+            self.restart_period_epochs,
+            self.restart_period_mult,
+            self.cosine_final_lr_ratio,
+            self.restart_lr_decay,
+        )
+
+    def restart_epochs(self) -> list[int]:
+        """Epochs (from 1) after whose end the next cycle starts (see schedule_math.warm_restart_epochs)."""
+        return schedule_math.warm_restart_epochs(self.clock, self.restart_period_epochs, self.restart_period_mult)

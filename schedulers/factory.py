@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from callbacks import Callback, PhaseContext
-from schedulers import builtin, torch_wrapper, warmup
+from schedulers import builtin, param_scheduler, resume_continue, resume_lr, torch_wrapper, warmup
 
 
 def lr_param_names(training_params: dict[str, Any]) -> set[str]:
@@ -47,6 +47,7 @@ def build_lr_callbacks(
         callbacks += builtin.build_builtin_lr_callbacks(
             training_params, net, optimizer, train_loader_len, steps_per_epoch
         )
+    callbacks += param_scheduler.build_param_scheduler_callbacks(training_params, optimizer, steps_per_epoch)
     return callbacks
 
 
@@ -56,9 +57,18 @@ def load_scheduler_states(stateful_callbacks: list[Callback], checkpoint: dict[s
     Raises:
         RuntimeError: the checkpoint's scheduler state does not match the current lr_mode.
     """
+    stateful_callbacks = resume_continue.unwrapped(stateful_callbacks)  # resume_schedule: continue wraps them
+    param_scheduler.check_checkpoint_has_param_scheduler(stateful_callbacks, checkpoint, path)
     torch_wrapper.load_torch_scheduler_state(stateful_callbacks, checkpoint, path)
 
 
 def warn_on_resumed_lr_mismatch(callbacks: list[Callback], context: PhaseContext, checkpoint: dict[str, Any]) -> None:
-    """Warn when the LR the restored schedule gives differs from the LR saved in the optimizer state."""
+    """Apply ``resume_schedule`` where the restored schedule's values differ from those saved in the checkpoint:
+    warn, refuse (``error``: ``ValueError``), or nothing to compare (``continue`` runs the checkpoint's own).
+    """
+    if context.training_params.get("resume_schedule") == "continue":
+        return
     torch_wrapper.warn_on_resumed_lr_mismatch(callbacks, context, checkpoint)
+    resume_lr.under_resume_policy(
+        lambda: param_scheduler.warn_on_resumed_jumps(callbacks, context, checkpoint), context
+    )

@@ -1,5 +1,6 @@
-"""On resume, warn when the schedule built from the current training params does not continue the
-checkpoint's LR (SuperGradients issues #1732 and #1024: the recipe changed and the LR jumped silently).
+"""On resume, warn (``resume_schedule: warn``, the default) or refuse (``error``) when the schedule built
+from the current training params does not continue the checkpoint's LR (SuperGradients issues #1732 and
+#1024: the recipe changed and the LR jumped silently). ``continue`` is schedulers.resume_continue.
 
 - A torch scheduler's state is restored as saved, so training continues the checkpoint's schedule. The
   warning names the scheduler attributes the current params would have changed (for example T_max
@@ -14,6 +15,7 @@ checkpoint's LR (SuperGradients issues #1732 and #1024: the recipe changed and t
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from callbacks import Callback, CallbackList, Phase, PhaseContext
@@ -25,10 +27,17 @@ LR_WRITING_PHASES = (Phase.TRAIN_EPOCH_START, Phase.TRAIN_BATCH_START)
 
 
 def warn_on_resumed_lr_mismatch(callbacks: list[Callback], context: PhaseContext, checkpoint: dict[str, Any]) -> None:
-    """Warn (``UserWarning``) when the resumed LR schedule differs from the one that wrote ``checkpoint``.
+    """Apply ``resume_schedule`` when the resumed LR schedule differs from the one that wrote ``checkpoint``:
+    ``warn`` (``UserWarning``), ``error`` (``ValueError``); ``continue`` runs the checkpoint's own schedule
+    (schedulers.resume_continue), so there is nothing to compare.
 
     Call after the net, scheduler and optimizer states and the clock (epoch, global_step) are restored.
+
+    Raises:
+        ValueError: ``resume_schedule: error`` and the schedules differ.
     """
+    if _policy(context) == "continue":
+        return
     saved_lrs = [group["lr"] for group in checkpoint["optimizer_state_dict"]["param_groups"]]
     param_changes = changed_training_params(checkpoint.get("training_params"), plain_params(context.training_params))
     changed = (
@@ -47,24 +56,22 @@ def warn_on_resumed_lr_mismatch(callbacks: list[Callback], context: PhaseContext
 def _check_torch_scheduler(callback: Any, context: PhaseContext, saved_lrs: list[float], changed: str) -> None:
     where = f"resume: lr_mode {callback.description}"
     if callback.config_changes:
-        warnings.warn(
+        _report(
+            context,
             f"{where}: the scheduler built from the current training params differs from the checkpoint's: "
             f"{format_changes(callback.config_changes)}.{changed} The checkpoint's scheduler state is restored, so "
             f"training continues the checkpoint's schedule (next LR {_show(callback.scheduler.get_last_lr())}), not the "
             "one the current params describe.",
-            UserWarning,
-            stacklevel=4,
         )
         return
     if callback.warmup_wrote_last_lr(context.epoch, context.global_step):
         return  # the saved LR is the warmup's; the scheduler's first value follows it by design
     next_lrs = [float(lr) for lr in callback.scheduler.get_last_lr()]
     if next_lrs != [float(lr) for lr in saved_lrs]:
-        warnings.warn(
+        _report(
+            context,
             f"{where}: the restored scheduler gives LR {_show(next_lrs)} for the next step (global step "
             f"{context.global_step}), but the checkpoint's optimizer state holds {_show(saved_lrs)}.{changed}",
-            UserWarning,
-            stacklevel=4,
         )
 
 
@@ -78,13 +85,12 @@ def _check_builtin_schedule(
     replayed = _replay_step(lr_callbacks, context, epoch=context.epoch - 1, global_step=last_step)
     if [float(lr) for lr in replayed] != [float(lr) for lr in saved_lrs]:
         names = ", ".join(type(callback).__name__ for callback in lr_callbacks)
-        warnings.warn(
+        _report(
+            context,
             f"resume: the LR schedule ({names}) built from the current training params gives LR {_show(replayed)} for "
             f"optimizer step {last_step}, but the run that wrote the checkpoint used {_show(saved_lrs)} for it; the LR "
             f"will not continue smoothly from the checkpoint.{changed} Resume with the original params to continue "
             "the same schedule.",
-            UserWarning,
-            stacklevel=4,
         )
 
 
@@ -115,6 +121,40 @@ def _replay_step(
             group["lr"] = lr
         for name, value in context_before.items():
             setattr(context, name, value)
+
+
+def under_resume_policy(check: Callable[[], None], context: PhaseContext) -> None:
+    """Run another schedule's resume check (one that warns) under ``resume_schedule``: with ``error``
+    each of its ``UserWarning``s becomes the refusal (``ValueError``).
+    """
+    if _policy(context) != "error":
+        check()
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        check()
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            _report(context, str(warning.message))
+
+
+def _policy(context: PhaseContext) -> str:
+    return context.training_params.get("resume_schedule", "warn")
+
+
+def _report(context: PhaseContext, message: str) -> None:
+    """A mismatch: a warning, or with ``resume_schedule: error`` a refusal."""
+    if _policy(context) == "error":
+        raise ValueError(
+            f"{message} Refusing to resume (training_params: resume_schedule is 'error'); set resume_schedule: "
+            "continue to keep the checkpoint's schedule (holding its final value past its end), or warn to run the "
+            "rebuilt one."
+        )
+    warnings.warn(
+        f"{message} (resume_schedule: warn; 'error' refuses such a resume, 'continue' keeps the checkpoint's schedule)",
+        UserWarning,
+        stacklevel=5,
+    )
 
 
 def _show(lrs: list[Any]) -> str:

@@ -75,6 +75,62 @@ def function_lr(
     )
 
 
+FUNCTION_KEYWORDS = ("initial_lr", "epoch", "iter", "max_epoch", "iters_per_epoch")
+"""The keyword arguments of a SuperGradients-form lr_schedule_function."""
+
+
+def function_form(function: Callable[..., float], where: str) -> str:
+    """Which form an lr_schedule_function has, from its signature.
+
+    ``"keyword"`` (SuperGradients) when it accepts the five keywords of ``FUNCTION_KEYWORDS`` and
+    cannot be called with one positional argument; ``"iteration"`` (MXNet, ``f(iteration) -> lr``)
+    when it can be called with one positional argument and does not accept the five keywords.
+
+    Raises:
+        TypeError: the signature cannot be read, fits both forms, or fits neither.
+    """
+    import inspect
+
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{where}: cannot read the signature of {function!r} to tell its form; wrap it in a def with one "
+            "parameter (the iteration, from 1) or with the keywords " + ", ".join(FUNCTION_KEYWORDS) + "."
+        ) from None
+    keyword = _binds(signature, (), dict.fromkeys(FUNCTION_KEYWORDS, 0))
+    iteration = _binds(signature, (1,), {})
+    if keyword and iteration:
+        raise TypeError(
+            f"{where}: {getattr(function, '__name__', function)!r}{signature} fits both forms: it takes one positional "
+            f"argument (MXNet's f(iteration)) and the keywords {', '.join(FUNCTION_KEYWORDS)} (SuperGradients'). "
+            "Give the MXNet form exactly one parameter, or the keyword form its five parameters without defaults."
+        )
+    if not keyword and not iteration:
+        raise TypeError(
+            f"{where}: {getattr(function, '__name__', function)!r}{signature} fits neither form: MXNet's f(iteration) "
+            f"-> lr (one parameter) or SuperGradients' f({', '.join(FUNCTION_KEYWORDS)}) -> lr."
+        )
+    return "keyword" if keyword else "iteration"
+
+
+def _binds(signature, args: tuple, kwargs: dict) -> bool:
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError:
+        return False
+    return True
+
+
+def iteration_function_lr(
+    clock: ScheduleClock, global_step: int, lr_schedule_function: Callable[[int], float]
+) -> float:
+    """FunctionLRScheduler, MXNet form: optimizer step k uses ``f(k + 1)`` (MXNet counts iterations
+    from 1); through the cooldown k is held at the last step before it."""
+    step = min(global_step, clock.total_steps - clock.cooldown_steps - 1)
+    return lr_schedule_function(step + 1)
+
+
 def warmup_start_lr(lr0: float, warmup_length: int, warmup_initial_lr: float | None = None) -> float:
     """The LR warmup starts from: ``warmup_initial_lr`` if given, else ``lr0 / (n + 1)``.
 
@@ -107,3 +163,54 @@ def linear_batch_warmup_lr(
     """LinearBatchLRWarmup at step ``k``: from ``start`` at k = 0 up to lr0 at k = lr_warmup_steps."""
     start = warmup_start_lr(lr0, clock.warmup_steps, warmup_initial_lr)
     return linear_warmup_lr(lr0, start, global_step, clock.warmup_steps)
+
+
+def warm_restart_cycle(
+    main_step: int, steps_per_epoch: int, restart_period_epochs: int, restart_period_mult: int
+) -> tuple[int, int, int]:
+    """Where main-clock step ``t`` falls in the warm-restart cycles: ``(c, t_c, T_c)``.
+
+    Cycle c (from 0) lasts ``P * m**c`` epochs, ``T_c = P * m**c * S`` steps; ``t_c`` is the step's
+    position inside its cycle.
+    """
+    cycle, start = 0, 0
+    length = restart_period_epochs * steps_per_epoch
+    while main_step >= start + length:
+        start += length
+        cycle += 1
+        length = restart_period_epochs * restart_period_mult**cycle * steps_per_epoch
+    return cycle, main_step - start, length
+
+
+def cosine_warm_restarts_lr(
+    lr0: float,
+    clock: ScheduleClock,
+    global_step: int,
+    restart_period_epochs: int,
+    restart_period_mult: int,
+    cosine_final_lr_ratio: float,
+    restart_lr_decay: float,
+) -> float:
+    """CosineWarmRestartsLRScheduler: ``peak*r + (peak - peak*r) * 0.5 * (1 + cos(pi * t_c / T_c))``
+    with ``peak = lr0 * d**c``, for the cycle c, position t_c and length T_c of ``t = k - W``."""
+    t = clock.main_position(global_step)
+    cycle, position, length = warm_restart_cycle(t, clock.steps_per_epoch, restart_period_epochs, restart_period_mult)
+    peak = lr0 * restart_lr_decay**cycle
+    r = cosine_final_lr_ratio
+    return peak * r + (peak - peak * r) * 0.5 * (1 + math.cos(math.pi * position / length))
+
+
+def warm_restart_epochs(clock: ScheduleClock, restart_period_epochs: int, restart_period_mult: int) -> list[int]:
+    """The epochs (counted from 1) after whose end the warm-restart schedule restarts within the run.
+
+    Cycle c ends with main-clock step ``B_{c+1} - 1``, ``B_{c+1} = S * P * (1 + m + ... + m**c)``;
+    its epoch is the one holding global step ``W + B_{c+1} - 1``. Only cycles followed by another
+    inside the main schedule (``B_{c+1} < T``) count; the last epoch of the run is not a restart.
+    """
+    epochs, boundary, cycle = [], 0, 0
+    while True:
+        boundary += restart_period_epochs * restart_period_mult**cycle * clock.steps_per_epoch
+        if boundary >= clock.main_steps:
+            return epochs
+        epochs.append((clock.warmup_steps + boundary - 1) // clock.steps_per_epoch + 1)
+        cycle += 1

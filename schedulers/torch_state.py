@@ -15,7 +15,14 @@ import torch
 
 PLAIN_TYPES = (bool, int, float, str, type(None), torch.Tensor)
 
-RUN_CONTROL_PARAMS = ("resume", "resume_path", "resume_strict_load", "load_opt_params", "silent_mode")
+RUN_CONTROL_PARAMS = (
+    "resume",
+    "resume_path",
+    "resume_strict_load",
+    "resume_schedule",
+    "load_opt_params",
+    "silent_mode",
+)
 """Training params that differ between a run and its resume by design; never reported as changes."""
 
 

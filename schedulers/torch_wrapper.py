@@ -27,7 +27,7 @@ from torch.optim import lr_scheduler
 from callbacks import Callback, Phase, PhaseCallback, PhaseContext
 from registry import did_you_mean
 from schedulers import resume_lr
-from schedulers.clock import ScheduleClock
+from schedulers.clock import ScheduleClock, validates_after_epoch
 from schedulers.torch_build import WHERE, build_scheduler, describe, scheduler_class, short_onecycle, split_lr_mode
 from schedulers.torch_state import diff_states, format_changes, plain_state
 
@@ -47,6 +47,8 @@ class TorchSchedulerCallback(PhaseCallback):
         run_length: how many times the scheduler steps in this run (the value of "auto").
         metric_name: for ReduceLROnPlateau, the metric it steps on (train metrics at
             TRAIN_EPOCH_END, validation metrics at VALIDATION_EPOCH_END).
+        run_validation_freq: the run's validation frequency (which epochs a VALIDATION_EPOCH_END
+            scheduler steps at; read by ``restart_epochs``).
     """
 
     checkpoint_key = "torch_scheduler_state_dict"
@@ -58,12 +60,14 @@ class TorchSchedulerCallback(PhaseCallback):
         clock: ScheduleClock,
         run_length: int,
         metric_name: str | None = None,
+        run_validation_freq: int = 1,
     ):
         super().__init__(phase)
         self.scheduler = scheduler
         self.clock = clock
         self.run_length = run_length
         self.metric_name = metric_name
+        self.run_validation_freq = run_validation_freq
         self.description = describe(scheduler)
         self.initial_state = plain_state(scheduler.state_dict(), f"{WHERE}: {self.description}.state_dict()")
         self.config_changes: list[tuple[str, Any, Any]] = []
@@ -173,17 +177,54 @@ class TorchSchedulerCallback(PhaseCallback):
 
     def _steps_now(self, context: PhaseContext) -> bool:
         """False while the warmup owns the LR and during the cooldown; otherwise True."""
+        return self._steps_at(context.epoch, context.global_step)
+
+    def _steps_at(self, epoch: int, global_step: int) -> bool:
         clock = self.clock
         if clock.warmup_epochs:
-            if context.epoch < clock.warmup_epochs:
+            if epoch < clock.warmup_epochs:
                 return False
-        elif clock.warmup_steps and context.global_step <= clock.warmup_steps:
+        elif clock.warmup_steps and global_step <= clock.warmup_steps:
             return False
         if clock.cooldown_epochs:
             if self.per_step:
-                return context.global_step < clock.total_steps - clock.cooldown_steps
-            return context.epoch + 1 < clock.max_epochs - clock.cooldown_epochs
+                return global_step < clock.total_steps - clock.cooldown_steps
+            return epoch + 1 < clock.max_epochs - clock.cooldown_epochs
         return True
+
+    def restart_epochs(self) -> list[int]:
+        """Epochs (counted from 1) after whose end a ``CosineAnnealingWarmRestarts`` restarts; [] for other schedulers.
+
+        The restarts are at the scheduler's own step counts ``T_0``, ``T_0 + T_0*T_mult``, ... Stepped per
+        epoch, a restart follows the epoch whose step reaches such a count (with T_0=10, T_mult=2 and no
+        warmup: epochs 10, 30, 70, 150). Stepped per optimizer step, optimizer step k uses the scheduler's
+        value number k - W (W warmup steps), so the cycle ending at count b ends with global step W + b - 1,
+        and the restart epoch is the one holding that step. Only restarts inside the run count: the
+        restarted value must be used by a later step (per step) or epoch (per epoch) before the cooldown.
+        """
+        scheduler = self.scheduler
+        if not isinstance(scheduler, lr_scheduler.CosineAnnealingWarmRestarts):
+            return []
+        clock = self.clock
+        boundaries, period = [scheduler.T_0], scheduler.T_0
+        epochs: list[int] = []
+        if self.per_step:
+            while clock.warmup_steps + boundaries[-1] < clock.total_steps - clock.cooldown_steps:
+                epochs.append((clock.warmup_steps + boundaries[-1] - 1) // clock.steps_per_epoch + 1)
+                period *= scheduler.T_mult
+                boundaries.append(boundaries[-1] + period)
+            return epochs
+        stepped = 0
+        for epoch in range(clock.max_epochs - 1):
+            steps = self._steps_at(epoch, (epoch + 1) * clock.steps_per_epoch)
+            if self.phase is Phase.VALIDATION_EPOCH_END:
+                steps = steps and validates_after_epoch(epoch, clock.max_epochs, self.run_validation_freq, True)
+            stepped += steps
+            if steps and stepped == boundaries[-1]:
+                epochs.append(epoch + 1)
+                period *= scheduler.T_mult
+                boundaries.append(boundaries[-1] + period)
+        return epochs
 
 
 def build_torch_lr_callbacks(
@@ -239,7 +280,9 @@ def build_torch_lr_callbacks(
             f"torch would fail at step {total_steps + 1} with 'Tried to step {total_steps + 1} times'. "
             f"Use total_steps: auto, or a value >= {needed}."
         )
-    return [TorchSchedulerCallback(scheduler, phase, clock, run_length, metric_name)]
+    return [
+        TorchSchedulerCallback(scheduler, phase, clock, run_length, metric_name, training_params.run_validation_freq)
+    ]
 
 
 def scheduler_run_length(phase: Phase, clock: ScheduleClock, run_validation_freq: int) -> int:

@@ -13,11 +13,11 @@ import argparse
 import importlib.util
 import os
 import sys
-import traceback
 from pathlib import Path
 
 from recipes import shipped_recipes
 from registry import did_you_mean
+from trainer import cli_ensemble, cli_errors, cli_tools
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="phasetrain",
         description="Train from YAML recipes, preview their LR schedules, list what recipes can name.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{train,schedule,list}", parser_class=_Parser)
+    parser.add_argument(  # main() takes --debug from anywhere on the line; declared here for --help
+        "--debug", action="store_true", help="show the traceback of every error (or set PHASETRAIN_DEBUG=1)"
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="{train,schedule,find-lr,compare,ensemble,list}", parser_class=_Parser
+    )
     commands.required = True
     recipe_help = "a shipped recipe name (see 'phasetrain list') or a path to a recipe YAML file"
     overrides_help = "dotted overrides, e.g. training_hyperparams.max_epochs=5 dataloader.batch_size=32"
@@ -59,11 +64,28 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument(
         "--png", metavar="PATH", help="plot (default: <run dir>/schedule.png when matplotlib is installed)"
     )
+    schedule.add_argument(
+        "--resume-from",
+        metavar="CKPT",
+        help="preview the steps a resume from this checkpoint runs, under the recipe's resume_schedule",
+    )
 
     listing = commands.add_parser(
         "list", help="list shipped recipes and the names a recipe can use", description="List names."
     )
-    parser.set_defaults(subparsers={"train": train, "schedule": schedule, "list": listing})
+    find_lr = cli_tools.add_find_lr_parser(commands, recipe_help, overrides_help)
+    compare = cli_tools.add_compare_parser(commands)
+    ensemble = cli_ensemble.add_parser(commands)
+    parser.set_defaults(
+        subparsers={
+            "train": train,
+            "schedule": schedule,
+            "find-lr": find_lr,
+            "compare": compare,
+            "ensemble": ensemble,
+            "list": listing,
+        }
+    )
     return parser
 
 
@@ -85,7 +107,12 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 success, 1 failed run, 2 usage, 130 interrupted)."""
+    """Run the command line; returns the exit code (0 success, 1 failed run, 2 bad input, 130 interrupted).
+
+    A user error is printed once as ``error: <message>``; tracebacks only for crashes, or with
+    ``--debug`` / ``PHASETRAIN_DEBUG=1`` (trainer.cli_errors says which is which).
+    """
+    argv, debug = cli_errors.split_debug_flag(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_arguments(args.subparsers[args.command], args)
@@ -94,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "schedule":
             return _schedule(args)
+        if args.command == "find-lr":
+            return cli_tools.run_find_lr(args)
+        if args.command == "compare":
+            return cli_tools.run_compare(args)
+        if args.command == "ensemble":
+            return cli_ensemble.run(args)
         return _list()
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -102,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"error: {type(error).__name__}: {reason}", file=sys.stderr, flush=True)
-        traceback.print_exc()
-        return EXIT_ERROR
+        return cli_errors.report(error, debug)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -122,6 +152,8 @@ def _train(args: argparse.Namespace) -> int:
         f"trained {result.epochs_run} epochs ({result.global_step} optimizer steps in the run); "
         f"last: {_metrics_line(result.train_metrics, result.valid_metrics)}"
     )
+    if result.swa_metrics:
+        lines.append(f"swa (ckpt_swa.pth): {_metrics_line({}, result.swa_metrics)}")
     lines.append(f"run directory: {run_dir}")
     checkpoints = sorted(path.name for path in run_dir.glob("*.pth"))
     if checkpoints:
@@ -153,7 +185,7 @@ def _schedule(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     if args.png and importlib.util.find_spec("matplotlib") is None:
         raise ImportError(f"--png {args.png}: needs matplotlib; pip install 'phasetrain[plots]'.")
-    preview = preview_schedule(recipe)
+    preview = preview_schedule(recipe, resume_from=args.resume_from)
     print(summary_text(preview))
     run_dir = run_dir_of(recipe)
     csv_path = write_csv(preview, args.csv or run_dir / "schedule.csv")

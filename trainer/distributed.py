@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 import warnings
 import weakref
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
 _initializations = 0
 """Process groups this process has initialized; names a fresh key space in the launcher's store."""
@@ -146,9 +147,84 @@ def warn_if_not_sharded(loader: object, name: str, info: DistributedInfo) -> Non
             f"{name}: distributed run with {info.world_size} processes, but the loader has no DistributedSampler, "
             "so every rank reads the whole data set (each epoch sees it world_size times). Build it with "
             "trainer.distributed.build_loader(dataset, batch_size, shuffle) or "
-            "DataLoader(dataset, batch_size, sampler=DistributedSampler(dataset, shuffle=...)).",
+            "DataLoader(dataset, batch_size, sampler=DistributedSampler(dataset, shuffle=...)), or pass a "
+            "plain DataLoader (no sampler of its own) with shard_loaders on, which the trainer shards.",
             stacklevel=4,  # the line that called Trainer.train
         )
+
+
+def is_plain_loader(loader: object) -> bool:
+    """A ``DataLoader`` whose order the user left to torch: its sampler is a plain ``SequentialSampler``
+    (``shuffle=False``) or a ``RandomSampler`` without replacement over the whole data set
+    (``shuffle=True``), and torch batches it (no ``batch_sampler`` of the user's)."""
+    if type(loader) is not DataLoader or loader.batch_size is None:  # batch_size None: a user batch_sampler
+        return False
+    sampler = loader.sampler
+    if type(loader.batch_sampler) is not BatchSampler or loader.batch_sampler.sampler is not sampler:
+        return False
+    if type(sampler) is RandomSampler:
+        return not sampler.replacement and sampler._num_samples is None
+    return type(sampler) is SequentialSampler
+
+
+def shard_loader(loader: DataLoader, info: DistributedInfo, seed: int) -> DataLoader:
+    """``loader`` rebuilt with a ``DistributedSampler`` for this rank, keeping its other settings.
+
+    The sampler shuffles when the loader did (a ``RandomSampler``), seeded with ``seed`` (every
+    rank draws the same permutation; the trainer calls ``set_epoch`` each epoch) and drops the
+    uneven tail when the loader drops its last incomplete batch, as ``build_loader`` does.
+
+    Args:
+        loader: a loader for which ``is_plain_loader`` is True.
+        info: this process's rank and the world size.
+        seed: the sampler's seed.
+    """
+    sampler = DistributedSampler(
+        loader.dataset,
+        num_replicas=info.world_size,
+        rank=info.rank,
+        shuffle=type(loader.sampler) is RandomSampler,
+        seed=seed,
+        drop_last=loader.drop_last,
+    )
+    settings = {
+        "batch_size": loader.batch_size,
+        "num_workers": loader.num_workers,
+        "collate_fn": loader.collate_fn,
+        "pin_memory": loader.pin_memory,
+        "drop_last": loader.drop_last,
+        "timeout": loader.timeout,
+        "worker_init_fn": loader.worker_init_fn,
+        "multiprocessing_context": loader.multiprocessing_context,
+        "generator": loader.generator,
+        "persistent_workers": loader.persistent_workers,
+        "pin_memory_device": loader.pin_memory_device,
+    }
+    if loader.num_workers > 0:
+        settings["prefetch_factor"] = loader.prefetch_factor
+    if hasattr(loader, "in_order"):  # torch >= 2.6
+        settings["in_order"] = loader.in_order
+    return DataLoader(loader.dataset, sampler=sampler, **settings)
+
+
+def shard_plain_loaders(loaders: dict[str, object], info: DistributedInfo, seed: int) -> dict[str, object]:
+    """Each plain loader of ``loaders`` ({where: loader}) sharded with ``shard_loader``, the others as
+    they are; rank 0 says once which were rebuilt. Nothing changes in a single process."""
+    if not info.is_distributed:
+        return loaders
+    sharded = {
+        name: shard_loader(loader, info, seed) if is_plain_loader(loader) else loader
+        for name, loader in loaders.items()
+    }
+    rebuilt = [name for name in loaders if sharded[name] is not loaders[name]]
+    if rebuilt and info.rank == 0:
+        print(
+            f"distributed: {', '.join(rebuilt)} rebuilt with a DistributedSampler (seed {seed}) over "
+            f"{info.world_size} processes, keeping batch size, shuffle, workers and collate function; "
+            "training param shard_loaders: false turns this off.",
+            file=sys.stderr,
+        )
+    return sharded
 
 
 def all_reduce_sum(tensor: torch.Tensor, info: DistributedInfo) -> torch.Tensor:

@@ -8,9 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry import did_you_mean
+from trainer.averaging_params import check_averaging_params
+from trainer.run_names import NAME_RULE, is_path_component
 
 REQUIRED = object()
 """Marks a param without a default."""
+
+RESUME_SCHEDULE_POLICIES = ("warn", "error", "continue")
+NONFINITE_LOSS_POLICIES = ("raise", "skip")
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,8 @@ class Param:
     doc: str
     check: Callable[[Any], bool] | None = None
     rule: str = ""
+    choices: tuple[str, ...] = ()
+    """The valid values when they are a few names (the error then adds the closest one)."""
 
 
 def _is_int(value: Any) -> bool:
@@ -50,6 +57,8 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "str": lambda value: isinstance(value, str),
     "str or None": _optional(lambda value: isinstance(value, str)),
     "list of int": _is_int_list,
+    "list of int or None": _optional(_is_int_list),
+    "mapping or None": _optional(lambda value: isinstance(value, Mapping)),
     "list": lambda value: isinstance(value, (list, tuple)),
     "mapping": lambda value: isinstance(value, Mapping),
     "any": lambda value: True,
@@ -100,7 +109,7 @@ TRAINING_PARAMS: dict[str, Param] = {
         "int or None",
         "Use at most this many batches of each train epoch.",
         lambda v: v is None or v >= 1,
-        "must be >= 1",
+        "must be >= 1 (0 would leave train_loader without batches)",
     ),
     "max_valid_batches": Param(
         None,
@@ -114,13 +123,39 @@ TRAINING_PARAMS: dict[str, Param] = {
     ),
     "save_model": Param(True, "bool", "Write checkpoints."),
     "save_ckpt_epoch_list": Param([], "list of int", "Epoch indices (from 0) that also get ckpt_epoch_{N}.pth."),
-    "ckpt_name": Param("ckpt_latest.pth", "str", "File name of the latest checkpoint."),
-    "ckpt_best_name": Param("ckpt_best.pth", "str", "File name of the best checkpoint."),
+    "ckpt_name": Param("ckpt_latest.pth", "str", "File name of the latest checkpoint.", is_path_component, NAME_RULE),
+    "ckpt_best_name": Param("ckpt_best.pth", "str", "File name of the best checkpoint.", is_path_component, NAME_RULE),
     "resume": Param(False, "bool", "Continue from ckpt_latest.pth of this experiment."),
     "resume_path": Param(
         None, "str or None", "Continue from this checkpoint file (writes into this experiment's dir)."
     ),
     "resume_strict_load": Param(True, "bool", "Load the net's weights strictly on resume."),
+    "resume_schedule": Param(
+        "warn",
+        "str",
+        "On resume, when the schedule rebuilt from the current params gives another LR at the resume step than "
+        "the checkpoint holds: 'warn' and run the rebuilt schedule, 'error' and refuse, or 'continue' the "
+        "checkpoint's own schedule (built from the params saved in it), holding its final value past its old end.",
+        lambda v: v in RESUME_SCHEDULE_POLICIES,
+        f"must be one of {', '.join(RESUME_SCHEDULE_POLICIES)}",
+        RESUME_SCHEDULE_POLICIES,
+    ),
+    "nonfinite_loss": Param(
+        "raise",
+        "str",
+        "On a NaN or inf training loss: 'raise' (stop, naming epoch, batch, loss and LR; checkpoints on disk "
+        "stay as before that epoch) or 'skip' the optimizer step (reads each loss on the host: one sync per batch).",
+        lambda v: v in NONFINITE_LOSS_POLICIES,
+        f"must be one of {', '.join(NONFINITE_LOSS_POLICIES)}",
+        NONFINITE_LOSS_POLICIES,
+    ),
+    "max_consecutive_nonfinite_skips": Param(
+        10,
+        "int",
+        "With nonfinite_loss 'skip': stop after this many skipped optimizer steps in a row.",
+        lambda v: v >= 1,
+        "must be >= 1",
+    ),
     "load_opt_params": Param(True, "bool", "Load the optimizer state on resume."),
     "seed": Param(42, "int or None", "Seed of torch, python and numpy RNGs (None: do not seed)."),
     "silent_mode": Param(False, "bool", "No progress bars and no epoch summaries."),
@@ -144,11 +179,47 @@ TRAINING_PARAMS: dict[str, Param] = {
         "Registered warmup: LinearEpochLRWarmup (with lr_warmup_epochs) or LinearBatchLRWarmup "
         "(with lr_warmup_steps); inferred when None.",
     ),
+    "param_scheduler": Param(
+        [],
+        "list",
+        "MMEngine-style schedules of any param-group key (lr, momentum, weight_decay, ...): a list of segments "
+        "{type: CosineAnnealingLR, ...} or {CosineAnnealingLR: {...}} (docs/param_schedules.md).",
+    ),
     "log_steps": Param(True, "bool", "Write steps.csv in the run directory: one row per optimizer step (LR, loss)."),
     "tensorboard": Param(
         None, "bool or None", "Write TensorBoard event files (None: when the tensorboard package is installed)."
     ),
     "plots": Param(False, "bool", "Write PNG plots of LR, loss and metrics at the end of training (needs matplotlib)."),
+    "shard_loaders": Param(
+        True,
+        "bool",
+        "Under torchrun, rebuild each plain DataLoader (no sampler or batch sampler of its own) with a seeded "
+        "DistributedSampler, keeping its other settings (docs/distributed.md).",
+    ),
+    "snapshot_ensemble": Param(
+        False,
+        "bool",
+        "Save ckpt_snapshot_epoch{N}.pth after every epoch N (from 1) after which the LR schedule restarts, "
+        "and after the last epoch (docs/averaging.md).",
+    ),
+    "snapshot_epochs": Param(
+        None,
+        "list of int or None",
+        "With snapshot_ensemble: exactly these snapshot epochs (from 1) instead of the schedule's restarts.",
+    ),
+    "swa": Param(
+        None,
+        "mapping or None",
+        "Stochastic weight averaging: {start_epoch (from 0), swa_lr, anneal_epochs, anneal_strategy: cos|linear}; "
+        "SWALR owns the LR from start_epoch, ckpt_swa.pth at the end (docs/averaging.md).",
+    ),
+    "ema": Param(False, "bool", "Keep an EMA of the weights; validation and ckpt_best use it (docs/averaging.md)."),
+    "ema_params": Param(
+        {"decay": 0.9999, "decay_type": "exp", "beta": 15},
+        "mapping",
+        "EMA: decay in (0, 1), decay_type constant|threshold|exp, beta (exp's time constant, in updates); "
+        "missing keys keep these defaults.",
+    ),
 }
 """Every training param the trainer knows. The only place defaults are written."""
 
@@ -221,13 +292,40 @@ def resolve_training_params(
                 f"training_params: key {name!r} must be {param.types}, got {type(value).__name__} {value!r}."
             )
         if param.check is not None and value is not None and not param.check(value):
-            raise ValueError(f"training_params: key {name!r} {param.rule}, got {value!r}.")
+            hint = did_you_mean(value, param.choices) if param.choices and isinstance(value, str) else ""
+            raise ValueError(f"training_params: key {name!r} {param.rule}, got {value!r}.{hint}")
     if merged["lr_warmup_epochs"] and merged["lr_warmup_steps"]:
         raise ValueError(
             "training_params: set either 'lr_warmup_epochs' or 'lr_warmup_steps', not both "
             f"(got {merged['lr_warmup_epochs']} and {merged['lr_warmup_steps']})."
         )
+    _check_param_scheduler_against_lr_keys(merged)
+    merged["ema_params"] = {**TRAINING_PARAMS["ema_params"].default, **merged["ema_params"]}
+    check_averaging_params(merged)
     return TrainingParams(merged)
+
+
+def _check_param_scheduler_against_lr_keys(merged: dict[str, Any]) -> None:
+    """``lr_mode``, a warmup or a cooldown key together with a param_scheduler entry that moves ``lr``:
+    two schedules of the LR; the user picks one.
+
+    Raises:
+        ValueError: names both keys.
+    """
+    from schedulers.param_scheduler_config import parse_entries
+
+    entries = parse_entries(merged.get("param_scheduler"))
+    moving_lr = next((entry for entry in entries if entry.key == "lr"), None)
+    if moving_lr is None:
+        return
+    for key in ("lr_mode", "lr_warmup_epochs", "lr_warmup_steps", "warmup_mode", "lr_cooldown_epochs"):
+        if merged.get(key):
+            raise ValueError(
+                f"training_params: key {key!r} ({merged[key]!r}) and key 'param_scheduler' (entry "
+                f"{moving_lr.index}, {moving_lr.name}) both schedule the learning rate; pick one: drop {key!r}, or "
+                "move the LR schedule out of param_scheduler (param_scheduler may still schedule momentum or "
+                "weight_decay next to lr_mode)."
+            )
 
 
 def params_markdown_table() -> str:

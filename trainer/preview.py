@@ -12,6 +12,7 @@ shows the run in which no plateau occurs (the preview says so).
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,11 @@ import torch
 
 import schedulers
 from callbacks import Callback, CallbackList, Phase, PhaseContext
+from callbacks.checkpoint import load_checkpoint
 from callbacks.loggers import format_value, lr_columns, lr_values
+from callbacks.snapshots import snapshot_epochs_of
 from registry import TORCH_LR_SCHEDULERS
+from trainer.averaging import swa_lr_callbacks
 from trainer.builders import build_metrics, build_optimizer
 from trainer.recipe import (
     build_datasets,
@@ -52,8 +56,11 @@ class SchedulePreview:
         loader_info: how S came about (samples, batch size, ...), for the printout.
         global_step, epoch, batch_idx: per optimizer step: its index, epoch and closing batch.
         values: column -> value per step; ``lr/<group>`` always, ``momentum/<group>`` where a
-            scheduler changes it.
+            scheduler changes it, ``<key>/<group>`` for each other key ``param_scheduler`` moves.
         notes: caveats printed with the table.
+        snapshot_epochs: with snapshot_ensemble, the epochs (from 1) after which a snapshot is saved.
+        swa: the ``swa`` training param; from its start_epoch the values are SWALR's.
+        param_scheduler: the recipe's param_scheduler list (empty when unset).
     """
 
     experiment_name: str
@@ -67,6 +74,9 @@ class SchedulePreview:
     batch_idx: list[int] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    param_scheduler: list[Any] = field(default_factory=list)
+    snapshot_epochs: list[int] = field(default_factory=list)
+    swa: dict[str, Any] | None = None
 
     @property
     def lr_columns(self) -> list[str]:
@@ -86,6 +96,16 @@ def _plateau_mode(lr_mode: Any) -> str | None:
     return None
 
 
+def _param_scheduler_plateau_mode(param_scheduler: Any) -> str | None:
+    """ "max" or "min" for the first ReduceOnPlateau segment of ``param_scheduler`` (rule greater/less), else None."""
+    from schedulers.param_scheduler_config import parse_entries
+
+    for entry in parse_entries(param_scheduler):
+        if entry.shape == "ReduceOnPlateau":
+            return "max" if entry.args["rule"] == "greater" else "min"
+    return None
+
+
 def _improving(epoch: int, mode: str) -> float:
     """A metric value better than every earlier one by a factor of 2 (any threshold up to 1 is cleared)."""
     value = 2.0 ** min(epoch, 1000)
@@ -98,31 +118,38 @@ class _StepRecorder(Callback):
     def __init__(self, preview: SchedulePreview):
         self.preview = preview
         self.columns: list[str] = []
+        self.scheduled_keys: list[str] = []
 
     def on_training_start(self, context: PhaseContext) -> None:
-        self.columns = lr_columns(context.optimizer.param_groups)
+        self.scheduled_keys = list(context.scheduled_keys)
+        self.columns = lr_columns(context.optimizer.param_groups, self.scheduled_keys)
         self.preview.values = {column: [] for column in self.columns}
 
     def on_train_batch_gradient_step_start(self, context: PhaseContext) -> None:
         self.preview.global_step.append(context.global_step)
         self.preview.epoch.append(context.epoch)
         self.preview.batch_idx.append(context.batch_idx)
-        for column, value in zip(self.columns, lr_values(context.optimizer.param_groups)):
+        for column, value in zip(self.columns, lr_values(context.optimizer.param_groups, self.scheduled_keys)):
             self.preview.values[column].append(value)
 
 
-def preview_schedule(recipe: Any, overrides: list[str] | None = None) -> SchedulePreview:
+def preview_schedule(
+    recipe: Any, overrides: list[str] | None = None, resume_from: str | Path | None = None
+) -> SchedulePreview:
     """Run a recipe's LR callbacks on the loop's clock without training.
 
     Args:
         recipe: a shipped recipe name, a path, a dict, a DictConfig or a loaded Recipe.
         overrides: dotted ``key=value`` strings applied on top.
+        resume_from: a checkpoint: preview the steps a resume from it would run, under the recipe's
+            ``resume_schedule`` (warn: the rebuilt schedule; continue: the checkpoint's, held past its end).
 
     Returns:
         The per-step LRs (and changing momenta) of every param group.
 
     Raises:
-        FileNotFoundError, ValueError, TypeError: a bad recipe or schedule.
+        FileNotFoundError, ValueError, TypeError: a bad recipe or schedule (or, with ``resume_from``,
+            ``resume_schedule: error`` and a schedule that differs from the checkpoint's).
     """
     loaded = load_recipe(recipe, overrides)
     params = resolve_recipe_training_params(loaded)
@@ -140,6 +167,7 @@ def preview_schedule(recipe: Any, overrides: list[str] | None = None) -> Schedul
     preview = SchedulePreview(
         experiment_name=loaded.config["experiment_name"],
         lr_mode=params.lr_mode,
+        param_scheduler=list(params.get("param_scheduler") or []),
         steps_per_epoch=steps_per_epoch,
         max_epochs=params.max_epochs,
         warmup_steps=clock.warmup_steps,
@@ -149,8 +177,17 @@ def preview_schedule(recipe: Any, overrides: list[str] | None = None) -> Schedul
             f"batch_accumulate {params.batch_accumulate}"
         ),
     )
-    lr_callbacks = schedulers.build_lr_callbacks(params, net, optimizer, num_batches, steps_per_epoch)
-    callbacks = CallbackList([*lr_callbacks, _StepRecorder(preview)])
+    checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+    schedule_params = schedulers.schedule_params_to_run(params, checkpoint, str(resume_from))
+    lr_callbacks = schedulers.build_lr_callbacks(schedule_params, net, optimizer, num_batches, steps_per_epoch)
+    lr_callbacks = schedulers.hold_past_end(lr_callbacks, schedule_params, params, num_batches)
+    if params.snapshot_ensemble:
+        preview.snapshot_epochs = snapshot_epochs_of(
+            lr_callbacks, params.max_epochs, params.snapshot_epochs, params.lr_mode
+        )
+    preview.swa = dict(params.swa) if params.swa is not None else None
+    # The SWA LR callback runs after the schedule, as in training, and owns the LR from swa.start_epoch.
+    callbacks = CallbackList([*lr_callbacks, *swa_lr_callbacks(params, optimizer), _StepRecorder(preview)])
     context = PhaseContext(
         experiment_name=preview.experiment_name,
         ckpt_dir="",
@@ -170,9 +207,11 @@ def preview_schedule(recipe: Any, overrides: list[str] | None = None) -> Schedul
         valid_metric_names=["loss", *build_metrics(params.valid_metrics_list, "valid_metrics_list")],
         metric_to_watch=params.metric_to_watch,
     )
-    plateau_mode = _plateau_mode(params.lr_mode)
+    plateau_mode = _plateau_mode(params.lr_mode) or _param_scheduler_plateau_mode(params.get("param_scheduler"))
     if plateau_mode is not None:
         preview.notes.append(PLATEAU_NOTE)
+    if checkpoint is not None:
+        _restore(context, callbacks, checkpoint, str(resume_from), preview)
     _drive(context, callbacks, params, min(num_batches, params.max_train_batches or num_batches), plateau_mode or "min")
     for column in [column for column in preview.values if column.startswith("momentum/")]:
         if len(set(preview.values[column])) <= 1:
@@ -184,7 +223,7 @@ def _drive(context: PhaseContext, callbacks: CallbackList, params: Any, num_batc
     """Fire the loop's phases in the loop's order, with no data and no gradients."""
     optimizer = context.optimizer
     callbacks.fire(Phase.PRE_TRAINING, context)
-    for epoch in range(context.max_epochs):
+    for epoch in range(context.epoch, context.max_epochs):  # context.epoch: 0, or the resume epoch
         context.epoch = epoch
         context.validates_this_epoch = schedulers.validates_after_epoch(
             epoch, context.max_epochs, params.run_validation_freq, context.valid_loader is not None
@@ -217,6 +256,31 @@ def _drive(context: PhaseContext, callbacks: CallbackList, params: Any, num_batc
     callbacks.fire(Phase.POST_TRAINING, context)
 
 
+def _restore(context: PhaseContext, callbacks: CallbackList, checkpoint: dict, path: str, preview: SchedulePreview):
+    """What a resume restores for the schedule: scheduler states, the optimizer's LRs, the clock; then
+    the ``resume_schedule`` check (warn: its warning becomes a note; error: raises)."""
+    import warnings
+
+    schedulers.load_scheduler_states(callbacks.stateful(), checkpoint, path)
+    if context.training_params.load_opt_params:
+        context.optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+    context.epoch, context.global_step = checkpoint["epoch"], checkpoint["global_step"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        schedulers.warn_on_resumed_lr_mismatch(callbacks.callbacks, context, checkpoint)
+    policy = context.training_params.resume_schedule
+    trajectory = (
+        "the checkpoint's own schedule, held at its final value past its end"
+        if policy == "continue"
+        else "the schedule rebuilt from the recipe's params"
+    )
+    preview.notes.append(
+        f"resumed from {path} at epoch {context.epoch} (global step {context.global_step}); resume_schedule "
+        f"{policy}: the steps shown are the ones the resume runs, with {trajectory}."
+    )
+    preview.notes += [str(warning.message) for warning in caught]
+
+
 def write_csv(preview: SchedulePreview, path: str | Path) -> Path:
     """One row per optimizer step: global_step, epoch, batch_idx and the value columns (exact floats)."""
     import csv
@@ -238,17 +302,44 @@ def write_csv(preview: SchedulePreview, path: str | Path) -> Path:
 
 
 def write_png(preview: SchedulePreview, path: str | Path) -> Path:
-    """Plot the LR per step (and the momentum where it changes); needs matplotlib."""
-    from callbacks.plots import plot_lr_curve
-
+    """Write :func:`preview_figure` to the PNG ``path`` (parent folders created); needs matplotlib."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lr = {column[3:]: values for column, values in preview.values.items() if column.startswith("lr/")}
-    momentum = {column[9:]: values for column, values in preview.values.items() if column.startswith("momentum/")}
+    preview_figure(preview).savefig(path, dpi=110)
+    return path
+
+
+def preview_figure(preview: SchedulePreview) -> Any:
+    """The preview's ``matplotlib.figure.Figure``: each key per step, a panel per key (lr; momentum
+    where it changes; each other scheduled key such as weight_decay), a line per param group; on every
+    panel a dashed line at the end of each snapshot epoch and the SWA segment shaded."""
+    from trainer.preview_plot import schedule_figure
+
+    panels: dict[str, dict[str, list[float]]] = {}
+    for column, values in preview.values.items():
+        key, _, group = column.rpartition("/")
+        panels.setdefault(key, {})[group] = values
     title = f"{preview.experiment_name}: lr_mode {_describe_lr_mode(preview.lr_mode)}"
+    if preview.param_scheduler:
+        schedule = f"param_scheduler {_describe_param_scheduler(preview.param_scheduler)}"
+        title = f"{preview.experiment_name}: {schedule}" if preview.lr_mode is None else f"{title}, {schedule}"
     if preview.warmup_steps:
         title += f" after {preview.warmup_steps} warmup steps"
-    return plot_lr_curve(preview.global_step, lr, path, title, preview.steps_per_epoch, momentum or None)
+    if preview.snapshot_epochs:
+        title += f"; snapshots after epochs {','.join(str(epoch) for epoch in preview.snapshot_epochs)}"
+    if preview.swa is not None:
+        title += f"; SWALR from epoch {preview.swa['start_epoch']} (step {preview.swa['start_epoch'] * preview.steps_per_epoch})"
+    title = "\n".join(textwrap.wrap(title, 75))  # what fits the 8-inch figure at the title's font size
+    swa_start = preview.swa["start_epoch"] if preview.swa is not None else None
+    return schedule_figure(
+        preview.global_step, panels, title, preview.steps_per_epoch, preview.snapshot_epochs, swa_start
+    )
+
+
+def _describe_param_scheduler(param_scheduler: Any) -> str:
+    from schedulers.param_scheduler import describe
+
+    return describe(param_scheduler)
 
 
 def _describe_lr_mode(lr_mode: Any) -> str:
@@ -265,12 +356,20 @@ def milestones(values: list[float]) -> list[int]:
 def summary_text(preview: SchedulePreview, max_rows: int = 30) -> str:
     """The printed preview: the clock, warmup end, milestones, minimum and maximum, each epoch's start."""
     lines = [
-        f"schedule of {preview.experiment_name}: lr_mode {_describe_lr_mode(preview.lr_mode)}",
+        f"schedule of {preview.experiment_name}: lr_mode {_describe_lr_mode(preview.lr_mode)}"
+        + (
+            f", param_scheduler {_describe_param_scheduler(preview.param_scheduler)}" if preview.param_scheduler else ""
+        ),
         f"clock: {preview.max_epochs} epochs x {preview.steps_per_epoch} optimizer steps = "
-        f"{len(preview.global_step)} steps ({preview.loader_info})",
+        f"{preview.max_epochs * preview.steps_per_epoch} steps ({preview.loader_info})"
+        + (
+            f"; shown: steps {preview.global_step[0]}-{preview.global_step[-1]}"
+            if preview.global_step[:1] not in ([], [0])
+            else ""
+        ),
     ]
     first = preview.lr_columns[0] if preview.lr_columns else None
-    if preview.warmup_steps:
+    if preview.warmup_steps and preview.global_step[:1] == [0]:  # not for a resume preview
         end = min(preview.warmup_steps, len(preview.global_step) - 1)
         lines.append(
             f"warmup: steps 0-{preview.warmup_steps - 1}; step {preview.warmup_steps} "
@@ -295,7 +394,9 @@ def summary_text(preview: SchedulePreview, max_rows: int = 30) -> str:
             more = f", ... ({len(jumps)} in all)" if len(jumps) > 8 else ""
             lines.append(f"{column} milestones (jumps after a constant stretch): step {shown}{more}")
         low, high = min(range(len(values)), key=values.__getitem__), max(range(len(values)), key=values.__getitem__)
-        lines.append(f"{column}: min {values[low]:.6g} at step {low}, max {values[high]:.6g} at step {high}")
+        low_step, high_step = preview.global_step[low], preview.global_step[high]
+        lines.append(f"{column}: min {values[low]:.6g} at step {low_step}, max {values[high]:.6g} at step {high_step}")
+    lines += averaging_lines(preview)
     lines.append(_epoch_table(preview, max_rows))
     lines += [f"note: {note}" for note in preview.notes]
     return "\n".join(lines)
@@ -317,11 +418,30 @@ def _epoch_table(preview: SchedulePreview, max_rows: int) -> str:
     columns = [column for column in preview.values if _twin_of(preview, column) is None]
     header = ["epoch", "first step", *columns]
     rows = []
+    first_step = preview.global_step[0] if preview.global_step else 0  # > 0 for a resume preview
     for epoch in epochs:
-        index = epoch * preview.steps_per_epoch
-        if index < len(preview.global_step):
-            rows.append([str(epoch), str(index), *(f"{preview.values[column][index]:.6g}" for column in columns)])
+        index = epoch * preview.steps_per_epoch - first_step
+        if 0 <= index < len(preview.global_step):
+            cells = (f"{preview.values[column][index]:.6g}" for column in columns)
+            rows.append([str(epoch), str(preview.global_step[index]), *cells])
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
     title = "value at each epoch start" + (f" (every {every}th epoch; the CSV has every step)" if every > 1 else "")
     return title + ":\n" + "\n".join(text)
+
+
+def averaging_lines(preview: SchedulePreview) -> list[str]:
+    """The snapshot epochs and the SWA segment, for the printed preview."""
+    lines = []
+    if preview.snapshot_epochs:
+        shown = ", ".join(str(epoch) for epoch in preview.snapshot_epochs)
+        lines.append(f"snapshots (ckpt_snapshot_epoch{{N}}.pth) after epochs (from 1): {shown}")
+    if preview.swa is not None:
+        start = preview.swa["start_epoch"]
+        first = start * preview.steps_per_epoch
+        options = ", ".join(f"{key} {value}" for key, value in preview.swa.items() if key != "start_epoch")
+        lines.append(
+            f"swa: epochs {start}-{preview.max_epochs - 1} (steps {first}-{preview.max_epochs * preview.steps_per_epoch - 1}) follow "
+            f"SWALR ({options}); the weights of each of those epochs' ends are averaged into ckpt_swa.pth"
+        )
+    return lines

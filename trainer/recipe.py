@@ -17,6 +17,7 @@ import torch
 
 from registry import DATASETS, MODELS, Registry, did_you_mean, import_from_path
 from trainer.recipe_loading import RECIPE_KEYS, Recipe, find_recipe, load_recipe
+from trainer.run_names import check_path_component
 from trainer.trainer import Trainer, TrainResult, seed_everything
 
 RECIPE_FILE = "recipe.yaml"
@@ -154,8 +155,13 @@ def resolve_recipe_training_params(recipe: Recipe):
 
 
 def run_dir_of(recipe: Recipe) -> Path:
-    """``<ckpt_root_dir>/<experiment_name>``: where the run's checkpoints and logs go."""
-    return Path(recipe.config["ckpt_root_dir"]) / recipe.config["experiment_name"]
+    """``<ckpt_root_dir>/<experiment_name>``: where the run's checkpoints and logs go.
+
+    Raises:
+        ValueError: ``experiment_name`` is not a single path component (trainer.run_names).
+    """
+    name = check_path_component(recipe.config["experiment_name"], recipe.where, "experiment_name")
+    return Path(recipe.config["ckpt_root_dir"]) / name
 
 
 def is_rank_zero() -> bool:
@@ -186,6 +192,7 @@ def train_from_recipe(recipe: Any, overrides: list[str] | None = None, callbacks
     """
     loaded = load_recipe(recipe, overrides)
     params = resolve_recipe_training_params(loaded)
+    run_dir_of(loaded)  # checks experiment_name before any data is loaded
     if params.seed is not None:
         seed_everything(params.seed)
     model = build_model(loaded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import sys
 from collections.abc import Mapping
@@ -27,8 +28,12 @@ from callbacks.checkpoint import load_checkpoint, restore_rng_states, unwrap_mod
 from callbacks.loggers import build_run_loggers
 from registry import CALLBACKS, did_you_mean
 from trainer import distributed
+from trainer.averaging import build_averaging_callbacks, evaluate_module
 from trainer.builders import build_loss, build_metrics, build_optimizer
+from trainer.guards import TrainLossGuard, check_loader_yield, check_loaders_have_batches, mark_raised_during_training
+from trainer.metrics import epoch_metrics
 from trainer.params import TrainingParams, resolve_training_params
+from trainer.run_names import check_path_component
 
 
 @dataclass
@@ -46,6 +51,7 @@ class TrainResult:
         global_step: optimizer steps taken in the whole run.
         ckpt_dir: the run directory (checkpoints and logs).
         interrupted: True when Ctrl-C ended training early.
+        swa_metrics: validation metrics of the SWA-averaged model (``swa``; empty without it).
     """
 
     metric_to_watch: str
@@ -58,6 +64,7 @@ class TrainResult:
     global_step: int = 0
     ckpt_dir: str = ""
     interrupted: bool = False
+    swa_metrics: dict[str, float] = field(default_factory=dict)
 
 
 class Trainer:
@@ -65,16 +72,19 @@ class Trainer:
 
     Args:
         experiment_name: name of the run; checkpoints go to ``<ckpt_root_dir>/<experiment_name>/``.
-        ckpt_root_dir: root directory of all runs.
+            One path component (no separators, not '.' or '..'): a run never writes outside the root.
+        ckpt_root_dir: root directory of all runs (any directory).
         device: "cpu", "cuda", "cuda:1", ...; CUDA when available if None (under torchrun,
             ``cuda:LOCAL_RANK``).
+
+    Raises:
+        ValueError, TypeError: ``experiment_name`` is not a single path component (trainer.run_names).
     """
 
     def __init__(
         self, experiment_name: str, ckpt_root_dir: str = "checkpoints", device: str | torch.device | None = None
     ):
-        if not isinstance(experiment_name, str) or not experiment_name:
-            raise ValueError(f"Trainer: experiment_name must be a non-empty string, got {experiment_name!r}.")
+        check_path_component(experiment_name, "Trainer", "experiment_name")
         self.experiment_name = experiment_name
         self.ckpt_root_dir = ckpt_root_dir
         self.ckpt_dir = str(Path(ckpt_root_dir) / experiment_name)
@@ -97,6 +107,52 @@ class Trainer:
         from trainer.recipe import train_from_recipe
 
         return train_from_recipe(recipe, overrides=overrides, callbacks=callbacks)
+
+    def find_lr(
+        self,
+        model: torch.nn.Module,
+        training_params: Mapping[str, Any],
+        train_loader: Any,
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_iter: int = 100,
+        mode: str = "exp",
+        smooth_f: float = 0.05,
+        diverge_th: float = 5.0,
+        progress: bool | None = None,
+    ):
+        """The LR range test: one optimizer step per LR from ``start_lr`` up to ``end_lr``, then suggestions.
+
+        Each step trains as ``train`` would (optimizer and its params, loss, param groups, which keep
+        their ratio to the largest, batch_accumulate, mixed precision, clip_grad_norm; the LR
+        schedule is replaced by the sweep); the loader restarts when ``num_iter`` exceeds it. The
+        model, a given optimizer instance and the torch/Python/NumPy RNG states are restored
+        afterwards, so ``find_lr`` then ``train`` trains exactly as ``train`` alone. docs/lr_finder.md.
+
+        Args:
+            model: the network.
+            training_params: the params ``train`` takes (``max_epochs`` may be left out).
+            train_loader: DataLoader of (inputs, target) batches.
+            start_lr: LR of the first step (> 0).
+            end_lr: LR of step ``num_iter - 1`` (> start_lr).
+            num_iter: optimizer steps of the sweep (>= 2).
+            mode: "exp" (geometric steps) or "linear".
+            smooth_f: weight of the newest loss in the smoothed loss, in (0, 1]; 1 = no smoothing.
+            diverge_th: stop after the step whose smoothed loss exceeds diverge_th x the best (> 1).
+            progress: show a tqdm bar (default: unless ``silent_mode``).
+
+        Returns:
+            A ``trainer.lr_finder_result.LRFinderResult`` (lrs, losses, raw_losses, suggestions,
+            suggested_lr, diverged_at, plot(path), write_csv(path)).
+
+        Raises:
+            ValueError, TypeError: a bad argument or training param, before the first batch.
+        """
+        from trainer.lr_finder import find_lr
+
+        return find_lr(
+            self, model, training_params, train_loader, start_lr, end_lr, num_iter, mode, smooth_f, diverge_th, progress
+        )
 
     # ------------------------------------------------------------------ setup
 
@@ -121,33 +177,53 @@ class Trainer:
             A TrainResult with the best and final metrics and the checkpoint directory.
 
         Raises:
-            ValueError, TypeError: bad training params, before the first batch.
+            ValueError, TypeError: bad training params, an empty loader, an unsafe test loader name, or
+                (``resume_schedule: error``) a schedule that differs from the checkpoint's; before the
+                first batch.
             FileNotFoundError, RuntimeError: a missing or corrupt checkpoint on resume.
+            callbacks.errors.NonFiniteLossError: a NaN/inf training loss (``nonfinite_loss``).
+            callbacks.errors.CheckpointWriteError, NonFiniteWeightsError: a checkpoint could not be
+                written, or would hold NaN/inf weights; the previous file is unchanged.
         """
         params = resolve_training_params(training_params, extra_known_keys=schedulers.lr_param_names)
         test_loaders = _named_test_loaders(test_loaders)
         named_loaders = {"train_loader": train_loader, "valid_loader": valid_loader}
+        for name in test_loaders:
+            check_path_component(name, "Trainer.train", "test_loaders name")
         named_loaders.update({f"test_loaders[{name!r}]": loader for name, loader in test_loaders.items()})
         for where, loader in named_loaders.items():
             if loader is not None and not hasattr(loader, "__len__"):
                 raise TypeError(
                     f"{where}: needs a length (a DataLoader over a sized dataset), got {type(loader).__name__}."
                 )
+        check_loaders_have_batches(named_loaders)
         info = distributed.setup_distributed(self.requested_device)
         try:
+            if params.shard_loaders:  # under torchrun, plain DataLoaders get a DistributedSampler
+                named_loaders = distributed.shard_plain_loaders(named_loaders, info, params.seed or 0)
+                train_loader, valid_loader = named_loaders.pop("train_loader"), named_loaders.pop("valid_loader")
+                test_loaders = {name: named_loaders[f"test_loaders[{name!r}]"] for name in test_loaders}
             context, callbacks, metrics = self._prepare(model, params, train_loader, valid_loader, info)
             return self._run(context, callbacks, metrics, test_loaders, info)
         finally:
             distributed.teardown_distributed(info)
 
-    def _prepare(self, model, params: TrainingParams, train_loader, valid_loader, info):
-        """Build everything the loop needs and restore a checkpoint; every check happens here."""
+    def build_core(self, model: torch.nn.Module, params: TrainingParams, info) -> tuple:
+        """What training and the LR range test share: the device, seeded RNGs, the model on the device,
+        its optimizer and the loss, in that order (the order fixes what the seed gives).
+
+        Returns:
+            (device, net, optimizer, criterion).
+        """
         device = distributed.choose_device(self.requested_device, info)
         if params.seed is not None:
             seed_everything(params.seed)
         net = model.to(device)
-        optimizer = build_optimizer(net, params)
-        criterion = build_loss(params).to(device)
+        return device, net, build_optimizer(net, params), build_loss(params).to(device)
+
+    def _prepare(self, model, params: TrainingParams, train_loader, valid_loader, info):
+        """Build everything the loop needs and restore a checkpoint; every check happens here."""
+        device, net, optimizer, criterion = self.build_core(model, params, info)
         metrics = {
             "train": {
                 name: metric.to(device)
@@ -177,11 +253,31 @@ class Trainer:
             len(train_loader), params.max_train_batches, params.batch_accumulate
         )
         net = distributed.wrap_model(net, device, info)
-        lr_callbacks = schedulers.build_lr_callbacks(params, net, optimizer, len(train_loader), steps_per_epoch)
+        resume_path = params.resume_path or str(Path(self.ckpt_dir) / params.ckpt_name)
+        resuming = params.resume or params.resume_path
+        checkpoint = load_checkpoint(resume_path, map_location=device) if resuming else None
+        # resume_schedule: continue builds the schedule from the checkpoint's own params (schedulers.resume_continue).
+        schedule_params = schedulers.schedule_params_to_run(params, checkpoint, resume_path)
+        lr_callbacks = schedulers.build_lr_callbacks(
+            schedule_params, net, optimizer, len(train_loader), steps_per_epoch
+        )
+        lr_callbacks = schedulers.hold_past_end(lr_callbacks, schedule_params, params, len(train_loader))
         user_callbacks = [_build_callback(entry) for entry in params.phase_callbacks]
         clipping = [GradientClipping(params.clip_grad_norm)] if params.clip_grad_norm else []
-        framework_after = self._framework_callbacks_after_user(params, info, lr_callbacks + user_callbacks)
-        callbacks = CallbackList([*lr_callbacks, *clipping, *user_callbacks, *framework_after])
+        evaluate = None
+        if valid_loader is not None:
+            evaluate = functools.partial(
+                evaluate_module,
+                loader=valid_loader,
+                criterion=criterion,
+                metrics=metrics["valid"],
+                device=device,
+                max_batches=params.max_valid_batches,
+                info=info,
+            )
+        averaging = build_averaging_callbacks(params, net, optimizer, lr_callbacks, self.ckpt_dir, evaluate)
+        framework_after = self._framework_callbacks_after_user(params, info, lr_callbacks + user_callbacks + averaging)
+        callbacks = CallbackList([*lr_callbacks, *clipping, *user_callbacks, *averaging, *framework_after])
         context = PhaseContext(
             experiment_name=self.experiment_name,
             ckpt_dir=self.ckpt_dir,
@@ -190,7 +286,7 @@ class Trainer:
             net=net,
             optimizer=optimizer,
             criterion=criterion,
-            scaler=torch.amp.GradScaler(device.type, enabled=params.mixed_precision and device.type == "cuda"),
+            scaler=grad_scaler(device, params.mixed_precision),
             train_loader=train_loader,
             valid_loader=valid_loader,
             max_epochs=params.max_epochs,
@@ -204,8 +300,9 @@ class Trainer:
             rank=info.rank,
             world_size=info.world_size,
         )
-        if params.resume or params.resume_path:
-            self._resume(context, callbacks, params)
+        if checkpoint is not None:
+            self._resume(context, callbacks, params, checkpoint, resume_path)
+        self._loss_guard = TrainLossGuard(params.nonfinite_loss, params.max_consecutive_nonfinite_skips, device, info)
         return context, callbacks, metrics
 
     def _framework_callbacks_after_user(self, params: TrainingParams, info, earlier: list[Callback]) -> list[Callback]:
@@ -223,10 +320,10 @@ class Trainer:
             after.append(ProgressBar())
         return after
 
-    def _resume(self, context: PhaseContext, callbacks: CallbackList, params: TrainingParams) -> None:
+    def _resume(
+        self, context: PhaseContext, callbacks: CallbackList, params: TrainingParams, checkpoint: dict, path: str
+    ) -> None:
         """Restore net, callback (scheduler) state, optimizer, scaler, clock, best metric and RNG."""
-        path = params.resume_path or str(Path(self.ckpt_dir) / params.ckpt_name)
-        checkpoint = load_checkpoint(path, map_location=context.device)
         try:
             unwrap_model(context.net).load_state_dict(checkpoint["net"], strict=params.resume_strict_load)
         except RuntimeError as error:
@@ -249,7 +346,10 @@ class Trainer:
         context.valid_metrics = dict(checkpoint.get("valid_metrics") or {})
         if checkpoint.get("metric_to_watch") == context.metric_to_watch:
             context.best_metric = checkpoint.get("best_metric")
-        schedulers.warn_on_resumed_lr_mismatch(callbacks.callbacks, context, checkpoint)
+        # After swa.start_epoch the saved LR is SWALR's, not the schedule's: nothing to compare.
+        owners = [callback for callback in callbacks.callbacks if hasattr(callback, "owns_lr_before")]
+        if not any(callback.owns_lr_before(context.epoch) for callback in owners):
+            schedulers.warn_on_resumed_lr_mismatch(callbacks.callbacks, context, checkpoint)
         if "rng_states" in checkpoint:
             restore_rng_states(checkpoint["rng_states"])
 
@@ -260,8 +360,10 @@ class Trainer:
         interrupted = False
         if context.is_rank_zero:
             Path(self.ckpt_dir).mkdir(parents=True, exist_ok=True)
+        training_started = False
         try:
             callbacks.fire(Phase.PRE_TRAINING, context)
+            training_started = True  # from here on an error is a failure of the run, not of its input
             for epoch in range(first_epoch, context.max_epochs):
                 context.epoch = epoch
                 self._train_epoch(context, callbacks, metrics["train"], info)
@@ -277,11 +379,13 @@ class Trainer:
             interrupted = True
             if context.is_rank_zero:
                 print(
-                    f"\nInterrupted in epoch {context.epoch}; the last complete checkpoint is in {self.ckpt_dir}.",
+                    f"\nInterrupted in epoch {context.epoch}; {_last_checkpoint_line(self.ckpt_dir, context.training_params)}",
                     file=sys.stderr,
                 )
         except BaseException as error:
             context.exception = error
+            if training_started:
+                mark_raised_during_training(error)
             raise
         finally:
             callbacks.fire(Phase.POST_TRAINING, context)
@@ -296,6 +400,7 @@ class Trainer:
             global_step=context.global_step,
             ckpt_dir=self.ckpt_dir,
             interrupted=interrupted,
+            swa_metrics=context.swa_metrics,
         )
 
     def _train_epoch(self, context: PhaseContext, callbacks: CallbackList, train_metrics, info) -> None:
@@ -310,7 +415,8 @@ class Trainer:
         )
         context.is_best = False
         context.skipped_steps = 0
-        loss_sum = torch.zeros((), device=context.device)
+        loss_guard = self._loss_guard
+        loss_sum = loss_guard.start_epoch(context)
         _set_sampler_epoch(context.train_loader, context.epoch)
         net.train()
 
@@ -330,6 +436,8 @@ class Trainer:
                 context.preds = net(context.inputs)
                 context.loss = criterion(context.preds, context.target)
             callbacks.fire(Phase.TRAIN_BATCH_LOSS_END, context)
+            # The epoch's loss sum; a NaN/inf loss raises (checked every few batches) or marks the step to skip.
+            loss_sum = loss_guard.add_loss(loss_sum, context)
 
             scaled_loss = context.loss / window if window > 1 else context.loss
             skip_sync = info.is_distributed and not context.closes_step
@@ -339,20 +447,23 @@ class Trainer:
 
             if context.closes_step:
                 callbacks.fire(Phase.TRAIN_BATCH_GRADIENT_STEP_START, context)
-                context.optimizer_stepped = _optimizer_step(optimizer, scaler)
+                if loss_guard.step_allowed(context):  # False: a non-finite loss in this step (nonfinite_loss: skip)
+                    context.optimizer_stepped = _optimizer_step(optimizer, scaler)
                 optimizer.zero_grad(set_to_none=True)
                 if context.optimizer_stepped:
                     context.global_step += 1
                     callbacks.fire(Phase.TRAIN_BATCH_STEP, context)
                 else:
                     context.skipped_steps += 1
+                    loss_guard.check(loss_sum, context)  # the GradScaler skipped (it synced already): a NaN loss?
 
-            loss_sum += context.loss.detach().float()
             for metric in train_metrics.values():
                 metric.update(context.preds.detach(), context.target)
             callbacks.fire(Phase.TRAIN_BATCH_END, context)
 
-        context.train_metrics = _epoch_metrics(loss_sum, num_batches, train_metrics, context.device, info)
+        loss_guard.end_epoch(loss_sum, context)  # before this epoch's validation and checkpoints
+        check_loader_yield("train_loader", context.epoch, loss_guard.batches, num_batches)
+        context.train_metrics = epoch_metrics(loss_sum, loss_guard.counted_batches, train_metrics, context.device, info)
         context.metrics_dict = context.train_metrics
         callbacks.fire(Phase.TRAIN_EPOCH_END, context)
 
@@ -406,6 +517,7 @@ class Trainer:
         batch_start, batch_end = batch_phases
         num_batches = _limit(len(loader), max_batches)
         loss_sum = torch.zeros((), device=context.device)
+        batches = 0
         context.net.eval()
         with torch.no_grad(), _autocast(context.device, context.training_params.mixed_precision):
             for batch_idx, batch in enumerate(loader):
@@ -420,7 +532,12 @@ class Trainer:
                 for metric in metrics.values():
                     metric.update(context.preds, context.target)
                 callbacks.fire(batch_end, context)
-        return _epoch_metrics(loss_sum, num_batches, metrics, context.device, info)
+                batches = batch_idx + 1
+        where = (
+            "valid_loader" if batch_start is Phase.VALIDATION_BATCH_START else f"test_loaders[{context.test_name!r}]"
+        )
+        check_loader_yield(where, context.epoch, batches, num_batches)
+        return epoch_metrics(loss_sum, batches, metrics, context.device, info)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -431,6 +548,18 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _last_checkpoint_line(ckpt_dir: str, params: TrainingParams) -> str:
+    path = Path(ckpt_dir) / params.ckpt_name
+    if params.save_model and path.is_file():
+        return f"the last complete checkpoint is {path} (resume: true continues from it)."
+    return f"no checkpoint was written in {ckpt_dir} yet."
+
+
+def grad_scaler(device: torch.device, mixed_precision: bool) -> torch.amp.GradScaler:
+    """The loop's GradScaler: enabled for mixed precision on CUDA (float16), a no-op elsewhere."""
+    return torch.amp.GradScaler(device.type, enabled=mixed_precision and device.type == "cuda")
 
 
 def _limit(length: int, max_batches: int | None) -> int:
@@ -484,21 +613,6 @@ def _move(value: Any, device: torch.device) -> Any:
     if isinstance(value, dict):
         return {key: _move(item, device) for key, item in value.items()}
     return value
-
-
-def _epoch_metrics(loss_sum: torch.Tensor, num_batches: int, metrics, device, info) -> dict[str, float]:
-    """Mean loss over batches (and ranks) plus each metric's value; resets the metrics."""
-    totals = torch.stack([loss_sum, torch.tensor(float(num_batches), device=device)])
-    distributed.all_reduce_sum(totals, info)
-    results = {"loss": (totals[0] / totals[1]).item() if num_batches else float("nan")}
-    for name, metric in metrics.items():
-        value = metric.compute()
-        if isinstance(value, torch.Tensor):
-            # Per-class metrics (average=None) become lists of floats: plain data for checkpoints and logs.
-            value = value.item() if value.numel() == 1 else value.tolist()
-        results[name] = value
-        metric.reset()
-    return results
 
 
 def _set_sampler_epoch(loader: Any, epoch: int) -> None:

@@ -64,6 +64,7 @@ def test_overhead_quick_prints_the_documented_table():
         step_ms, _, _ = parse_spread(cells["step ms"])
         assert step_ms > 0
         ratio, _, _ = parse_spread(cells["ratio to raw"])
+        assert float(cells["best-run ratio"]) > 0
         cpu_ratio, _, _ = parse_spread(cells["CPU-time ratio"])
         if cells["variant"] == "raw":
             assert (ratio, cpu_ratio) == (1.0, 1.0)
@@ -73,12 +74,15 @@ def test_overhead_quick_prints_the_documented_table():
     # The raw loop and the phasetrain OneCycleLR variants train the same trajectory.
     accuracy = {(row[0], row[1]): row[-1] for row in rows}
     for workload in overhead.WORKLOADS:
-        for variant in ("pt-silent", "pt-bars", "pt-bars-log"):
+        for variant in ("pt-defaults", "pt-defaults-bars", "pt-silent", "pt-bars", "pt-bars-log", "raw-again"):
             assert accuracy[workload, variant] == accuracy[workload, "raw"]
     assert "MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_MMAP_THRESHOLD_=1073741824" in output
     assert "allocator thresholds in effect in every worker: True" in output
     target_lines = [line for line in output.splitlines() if line.endswith((": MET", ": MISSED"))]
+    # The default settings are reported first; the machine's noise is stated before the targets.
+    assert target_lines[0].startswith("A pt-defaults/raw ")
     assert any(line.startswith("A pt-silent/raw") for line in target_lines)
+    assert [line.split(":")[0] for line in output.splitlines() if line.startswith("noise ")] == ["noise A", "noise B"]
     assert any(line.startswith("import trainer beyond torch+torchmetrics") for line in target_lines)
 
 
@@ -92,6 +96,8 @@ def test_sched_micro_quick_prints_every_case(capsys):
         "torch CosineAnnealingLR.step()",
         "torch OneCycleLR.step()",
         "wrapped CosineAnnealingLR",
+        "param_scheduler CosineAnnealingLR",
+        "param_scheduler 3 keys",
     ]
     for row in rows:
         for cell in row[1:]:
@@ -110,3 +116,19 @@ def test_overhead_rejects_unknown_variant_and_workload(capsys):
     with pytest.raises(SystemExit):
         overhead.parse_args(["--sync-check"])
     assert "--sync-check: needs --device cuda" in capsys.readouterr().err
+
+
+def test_ddp_overhead_quick_trains_the_same_trajectory_as_the_hand_written_ddp_loop():
+    ddp_overhead = load_script("ddp_overhead")
+    command = [sys.executable, str(BENCHMARKS / "ddp_overhead.py"), "--quick", "--workloads", "A"]
+    completed = subprocess.run(command + ["--variants", "pt-defaults"], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    header, rows = table_rows(completed.stdout)
+    assert header == ddp_overhead.COLUMNS
+    assert [row[:2] for row in rows] == [["A", "raw-ddp"], ["A", "pt-defaults"]]
+    # phasetrain shards the plain loaders itself with the seed raw gives its DistributedSampler: same data, same result.
+    assert rows[0][-1] == rows[1][-1]
+    assert parse_spread(rows[0][3])[0] == 1.0
+    assert [line for line in completed.stdout.splitlines() if line.endswith(("MET", "MISSED"))][0].startswith(
+        "A pt-defaults/raw-ddp "
+    )

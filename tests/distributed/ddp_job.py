@@ -91,7 +91,8 @@ def loaders(batch_size: int, plain: bool) -> tuple[DataLoader, DataLoader]:
     """
     train_set, valid_set = datasets()
     if plain:
-        return DataLoader(train_set, batch_size=batch_size), DataLoader(valid_set, batch_size=batch_size)
+        # What a user writes without thinking of torchrun: the trainer shards these (shard_loaders).
+        return DataLoader(train_set, batch_size=batch_size, shuffle=True), DataLoader(valid_set, batch_size=batch_size)
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     train_sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=3)
     valid_sampler = DistributedSampler(valid_set, num_replicas=world_size, rank=rank, shuffle=False)
@@ -163,6 +164,7 @@ def training_params(args: argparse.Namespace, callbacks: list[Callback]) -> dict
         "phase_callbacks": callbacks,
         "silent_mode": not args.progress,
         "seed": 7,
+        "shard_loaders": not args.no_shard,
     }
 
 
@@ -206,7 +208,11 @@ def run(args: argparse.Namespace) -> dict:
     rank = int(os.environ.get("RANK", "0"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    record: dict = {"rank": rank, "world_size": int(os.environ.get("WORLD_SIZE", "1"))}
+    record: dict = {
+        "rank": rank,
+        "local_rank": int(os.environ.get("LOCAL_RANK", "0")),
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+    }
     callbacks: list[Callback] = [Recorder(record)]
     if args.fail_on_rank is not None:
         callbacks.append(FailOnRank(args.fail_on_rank))
@@ -240,6 +246,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teardown-cycles", type=int, default=0, help="then this many bare DDP setup/teardown cycles")
     parser.add_argument("--fail-on-rank", type=int, default=None)
     parser.add_argument("--plain-loader", action="store_true", help="loaders without DistributedSampler")
+    parser.add_argument("--no-shard", action="store_true", help="shard_loaders: false")
     parser.add_argument("--ckpt-per-rank", action="store_true", help="ckpt_root_dir named by rank, to see who writes")
     parser.add_argument("--progress", action="store_true", help="progress bars and summaries (silent_mode False)")
     return parser.parse_args(argv)

@@ -120,11 +120,13 @@ def test_resume_under_torchrun_follows_the_uninterrupted_trajectory(two_process_
 
 def test_an_exception_on_one_rank_ends_every_rank(tmp_path):
     # Rank 1 raises in the middle of epoch 1 while rank 0 waits for it in DDP's gradient all-reduce.
-    launch = torchrun([str(JOB_SCRIPT), "--out", str(tmp_path), "--fail-on-rank", "1", "--plain-loader"], timeout=60)
+    job = [str(JOB_SCRIPT), "--out", str(tmp_path), "--fail-on-rank", "1", "--plain-loader", "--no-shard"]
+    launch = torchrun(job, timeout=60)
     assert launch.returncode != 0
     assert "RuntimeError: boom on rank 1" in launch.stderr
     assert launch.seconds < 60
-    # Loaders without a DistributedSampler are read whole by every rank: each rank warns, saying how to fix it.
+    # With shard_loaders off, loaders without a DistributedSampler are read whole by every rank: each
+    # rank warns, saying how to fix it.
     warning = "train_loader: distributed run with 2 processes, but the loader has no DistributedSampler"
     assert launch.stderr.count(warning) == 2
     assert "trainer.distributed.build_loader(dataset, batch_size, shuffle)" in launch.stderr

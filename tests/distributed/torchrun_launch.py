@@ -73,6 +73,50 @@ def torchrun(args: list[str], nproc: int = 2, timeout: float = 120.0, cwd: Path 
     return Launch(process.returncode, stdout, stderr, time.perf_counter() - started)
 
 
+def torchrun_nodes(args: list[str], nnodes: int = 2, timeout: float = 180.0, cwd: Path = REPO_ROOT) -> list[Launch]:
+    """``nnodes`` torchrun agents on this machine, one process each, as on ``nnodes`` machines:
+    ``--nnodes=N --nproc_per_node=1 --node_rank=I --master_addr=127.0.0.1 --master_port=<free>``.
+
+    Every worker has ``LOCAL_RANK`` 0 while its ``RANK`` is its node's rank. Returns the launches,
+    node 0 first; raises AssertionError when one outlives ``timeout``.
+    """
+    env = {key: value for key, value in os.environ.items() if key not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])))
+    port = free_port()
+    processes = []
+    started = time.perf_counter()
+    for node_rank in range(nnodes):
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nnodes={nnodes}",
+            "--nproc_per_node=1",
+            f"--node_rank={node_rank}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={port}",
+            *args,
+        ]
+        processes.append(
+            subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    launches = []
+    for process in processes:
+        try:
+            stdout, stderr = process.communicate(timeout=max(1.0, timeout - (time.perf_counter() - started)))
+        except subprocess.TimeoutExpired:
+            for other in processes:
+                for pid in [*descendants(other.pid), other.pid]:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            outputs = [other.communicate() for other in processes]
+            raise AssertionError(f"torchrun nodes still running after {timeout} s (a hang)\n{outputs}") from None
+        launches.append(Launch(process.returncode, stdout, stderr, time.perf_counter() - started))
+    return launches
+
+
 def descendants(pid: int) -> list[int]:
     """Pids of every process below ``pid`` (from /proc; empty where there is no /proc)."""
     children: dict[int, list[int]] = {}

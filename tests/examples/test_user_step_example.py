@@ -1,9 +1,10 @@
-"""The SuperGradients documentation example (examples/user_step_scheduler.py) and the runnable code of
-docs/lr_schedules.md."""
+"""The SuperGradients documentation example (recipes/user_step_scheduler.py, trained by the script
+examples/user_step_scheduler.py) and the runnable code of docs/lr_schedules.md."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import re
@@ -25,16 +26,18 @@ from schedulers.builtin import (
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "user_step_scheduler.py"
+SCHEDULE = REPO / "recipes" / "user_step_scheduler.py"
 DOC = REPO / "docs" / "lr_schedules.md"
-FROM_EXAMPLE = "<!-- from examples/user_step_scheduler.py -->"
+FROM_EXAMPLE = "<!-- from recipes/user_step_scheduler.py -->"
 
 
 @pytest.fixture(scope="module")
 def example():
-    """The example imported as recipes import it: ``examples.user_step_scheduler`` from the repository root."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    return importlib.import_module("examples.user_step_scheduler")
+    """The example script loaded from its file (``examples/`` is plain scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("user_step_example_script", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_example_trains_with_user_step_through_the_trainer(example, tmp_path):
@@ -46,7 +49,9 @@ def test_example_trains_with_user_step_through_the_trainer(example, tmp_path):
 
 
 def test_example_is_registered_and_its_params_are_training_params(example):
-    assert LR_SCHEDULERS.get("user_step") is example.UserStepLRCallback
+    schedule = importlib.import_module("recipes.user_step_scheduler")  # as the recipe's `imports` does
+    assert example.UserStepLRCallback is schedule.UserStepLRCallback
+    assert LR_SCHEDULERS.get("user_step") is schedule.UserStepLRCallback
     assert builtin.lr_class_param_names("user_step") == {"user_lr_updates", "user_lr_decay_factors"}
     assert lr_param_names({"lr_mode": "user_step", "lr_warmup_epochs": 0, "lr_warmup_steps": 0}) == {
         "user_lr_updates",
@@ -89,7 +94,7 @@ def test_doc_shows_the_example_verbatim():
     copied = [code for from_example, code in doc_python_blocks() if from_example]
     assert len(copied) == 1
     class_code = copied[0][copied[0].index("@register_lr_scheduler") :]
-    assert class_code in EXAMPLE.read_text()
+    assert class_code in SCHEDULE.read_text()
 
 
 def test_doc_code_blocks_run(example, tmp_path, monkeypatch):

@@ -25,12 +25,15 @@ def read_rows(path) -> list[dict[str, str]]:
 
 
 class AppliedLR(Callback):
-    """Records each param group's LR and momentum inside optimizer.step(): what the step applies."""
+    """Records each param group's LR, momentum and other scheduled keys inside optimizer.step(): what the
+    step applies."""
 
     def __init__(self):
         self.rows: list[dict[str, float]] = []
 
     def on_training_start(self, context):
+        # Keys a param_scheduler moves besides lr and momentum (weight_decay, ...), logged as <key>/<group>.
+        self.other_keys = [key for key in context.scheduled_keys if key not in ("lr", "momentum")]
         context.optimizer.register_step_pre_hook(self._record)
 
     def _record(self, optimizer, args, kwargs):
@@ -39,4 +42,6 @@ class AppliedLR(Callback):
             assert f"lr/{group['name']}" not in row, "the shipped recipes have one group per name"
             row[f"lr/{group['name']}"] = group["lr"]
             row[f"momentum/{group['name']}"] = group["momentum"]
+            for key in self.other_keys:
+                row[f"{key}/{group['name']}"] = group[key]
         self.rows.append(row)

@@ -99,7 +99,8 @@ def test_metrics_csv_has_one_row_per_epoch(tmp_path):
     result = Trainer("epochs", ckpt_root_dir=str(tmp_path)).train(tiny_mlp(), params, tiny_loader(3), tiny_loader(2))
     rows = read_rows(tmp_path / "epochs" / "metrics.csv")
     assert list(rows[0]) == [
-        "epoch", "global_step", "train/loss", "train/Accuracy", "valid/loss", "valid/Accuracy", "lr/default", "duration_s",
+        "epoch", "global_step", "train/loss", "train/Accuracy", "valid/loss", "valid/Accuracy", "lr/default",
+        "skipped_steps", "duration_s",
     ]  # fmt: skip
     assert [(row["epoch"], row["global_step"]) for row in rows] == [("0", "3"), ("1", "6"), ("2", "9")]
     assert rows[0]["valid/loss"] == "" and rows[2]["valid/loss"] != ""  # validation after epochs 1 and 2 only
@@ -125,7 +126,7 @@ def test_step_losses_reach_the_host_in_batches(tmp_path):
     watcher = StepRowsOnDisk(tmp_path / "batched" / "steps.csv")
     params = base_params(max_epochs=2, phase_callbacks=[watcher])
     Trainer("batched", ckpt_root_dir=str(tmp_path)).train(tiny_mlp(), params, tiny_loader(4))
-    # Nothing is written during an epoch (fewer than 64 steps pending); each epoch's rows land at its end.
+    # Nothing is written during an epoch (fewer than 1024 steps pending); each epoch's rows land at its end.
     assert watcher.counts == [0, 0, 0, 0, 4, 4, 4, 4]
     assert len(read_rows(tmp_path / "batched" / "steps.csv")) == 8
 

@@ -23,6 +23,14 @@ SHORT = {
     "digits_plateau": ["training_hyperparams.max_epochs=3"],
     "digits_sequential": ["training_hyperparams.max_epochs=4"],
     "digits_custom_scheduler": ["training_hyperparams.max_epochs=3", "training_hyperparams.user_lr_updates=[0, 1]"],
+    # 3 epochs of 4 steps: the 30-step warmup lasts the run, the converted cosine joins it at step 4
+    "digits_mmengine_style": ["training_hyperparams.max_epochs=3"],
+    # 4 epochs in cycles of 1, 2, 4 ... epochs: restarts after epochs 1 and 3, snapshots there and after 4
+    "digits_sgdr_snapshots": [
+        "training_hyperparams.max_epochs=4",
+        "training_hyperparams.restart_period_epochs=1",
+        "training_hyperparams.restart_period_mult=2",
+    ],
 }
 
 

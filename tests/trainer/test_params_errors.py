@@ -200,7 +200,8 @@ def test_phase_callback_with_unknown_phase_string():
 
 
 def test_experiment_name_must_be_a_nonempty_string():
-    with pytest.raises(ValueError, match=r"Trainer: experiment_name must be a non-empty string, got ''"):
+    # tests/trainer/test_run_names.py covers every rule of the name.
+    with pytest.raises(ValueError, match=r"Trainer: key 'experiment_name' must be a single path component: not empty"):
         Trainer("")
 
 
