@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,57 +24,11 @@ import torch
 from callbacks.base import Callback
 from callbacks.context import PhaseContext
 from callbacks.event_file import TensorBoardSink
+from callbacks.group_values import StepValueReader, lr_columns, other_keys, param_group_labels
 
 STEPS_FILE = "steps.csv"
 METRICS_FILE = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
-
-
-def param_group_labels(param_groups: Iterable[dict[str, Any]]) -> list[str]:
-    """One label per param group: its ``name`` ("default" when unnamed); repeats get ``#2``, ``#3``.
-
-    Groups share a name when ``zero_weight_decay_on_bias_and_bn`` splits a group in two; the
-    second keeps the name with a suffix, so every group has its own column.
-    """
-    labels, seen = [], {}
-    for group in param_groups:
-        name = str(group.get("name", "default"))
-        count = seen.get(name, 0)
-        labels.append(name if count == 0 else f"{name}#{count + 1}")
-        seen[name] = count + 1
-    return labels
-
-
-def group_momentum(group: dict[str, Any]) -> float | None:
-    """The momentum of a param group: ``momentum`` (SGD, RMSprop) or ``betas[0]`` (Adam family)."""
-    if "momentum" in group:
-        return float(group["momentum"])
-    if "betas" in group:
-        return float(group["betas"][0])
-    return None
-
-
-def lr_columns(param_groups: list[dict[str, Any]], scheduled_keys: Iterable[str] = ()) -> list[str]:
-    """``lr/<group>`` columns, then ``momentum/<group>`` for groups that have a momentum, then
-    ``<key>/<group>`` for each other scheduled key (``context.scheduled_keys``, e.g. ``weight_decay``)."""
-    labels = param_group_labels(param_groups)
-    momentum = [f"momentum/{label}" for label, group in zip(labels, param_groups) if group_momentum(group) is not None]
-    others = [f"{key}/{label}" for key in _other_keys(scheduled_keys) for label in labels]
-    return [f"lr/{label}" for label in labels] + momentum + others
-
-
-def lr_values(param_groups: list[dict[str, Any]], scheduled_keys: Iterable[str] = ()) -> list[float]:
-    """The values of ``lr_columns`` for the optimizer's current state (Python floats, no sync)."""
-    momentum = [group_momentum(group) for group in param_groups]
-    values = [float(group["lr"]) for group in param_groups] + [value for value in momentum if value is not None]
-    for key in _other_keys(scheduled_keys):
-        values += [float(group[key]) for group in param_groups]
-    return values
-
-
-def _other_keys(scheduled_keys: Iterable[str]) -> list[str]:
-    """Scheduled keys that get their own columns: all but ``lr`` and ``momentum`` (always logged)."""
-    return [key for key in scheduled_keys if key not in ("lr", "momentum")]
 
 
 def format_value(value: Any) -> str:
@@ -158,24 +111,18 @@ class StepLogger(Callback):
         self.tensorboard = tensorboard
         self._file: _CsvFile | None = None
         self._columns: list[str] = []
-        self._scheduled_keys: list[str] = []
-        self._rows: list[list[Any]] = []
-        self._wall_times: list[float] = []
+        self._values: StepValueReader | None = None
+        self._rows: list[tuple[int, int, int, float, int, int, list[Any]]] = []
+        """Per pending step: global_step, epoch, batch_idx, wall time, the slice ``[first, end)`` of ``_losses``
+        that makes its loss, and the raw param-group entries (``StepValueReader.read``)."""
         self._losses: list[torch.Tensor] = []
         """Every micro-batch loss since the last flush (detached, on the device)."""
-        self._loss_spans: list[tuple[int, int]] = []
-        """Per pending row: the slice of ``_losses`` that makes its step."""
         self._step_first_loss = 0
 
     def on_training_start(self, context: PhaseContext) -> None:
-        self._scheduled_keys = _other_keys(context.scheduled_keys)
-        self._columns = [
-            "global_step",
-            "epoch",
-            "batch_idx",
-            *lr_columns(context.optimizer.param_groups, self._scheduled_keys),
-            "loss",
-        ]
+        param_groups = context.optimizer.param_groups
+        self._values = StepValueReader(param_groups, other_keys(context.scheduled_keys))
+        self._columns = ["global_step", "epoch", "batch_idx", *lr_columns(param_groups, context.scheduled_keys), "loss"]
         self._file = _CsvFile(self.path, self._columns, "global_step", context.global_step)
         if self.tensorboard is not None:
             self.tensorboard.attach(context.global_step)
@@ -185,28 +132,28 @@ class StepLogger(Callback):
         self._losses.append(context.loss.detach())
 
     def on_train_batch_gradient_step_start(self, context: PhaseContext) -> None:
+        end = len(self._losses)
         self._rows.append(
-            [
+            (
                 context.global_step,
                 context.epoch,
                 context.batch_idx,
-                *lr_values(context.optimizer.param_groups, self._scheduled_keys),
-            ]
+                time.time(),
+                self._step_first_loss,
+                end,
+                self._values.read(context.optimizer.param_groups),
+            )
         )
-        self._wall_times.append(time.time())
-        end = len(self._losses)
-        self._loss_spans.append((self._step_first_loss, end))
         self._step_first_loss = end
 
     def on_train_batch_end(self, context: PhaseContext) -> None:
-        if context.closes_step:
-            if not context.optimizer_stepped:  # the step did not happen: no row
-                self._rows.pop()
-                self._wall_times.pop()
-                self._loss_spans.pop()
-            rows, wall_times = self._rows, self._wall_times
-            if rows and (len(rows) >= self.flush_every or wall_times[-1] - wall_times[0] >= self.flush_seconds):
-                self._flush()
+        if not context.closes_step:
+            return
+        rows = self._rows
+        if not context.optimizer_stepped:  # the step did not happen: no row (its losses are skipped too)
+            rows.pop()
+        if rows and (len(rows) >= self.flush_every or rows[-1][3] - rows[0][3] >= self.flush_seconds):
+            self._flush()
 
     def on_train_loader_end(self, context: PhaseContext) -> None:
         self._flush()
@@ -224,18 +171,25 @@ class StepLogger(Callback):
         """Move the pending losses to the host in one transfer and write their rows."""
         if self._rows:
             losses = torch.stack(self._losses).float().cpu().tolist()
-            rows = [row + [_mean(losses[first:end])] for row, (first, end) in zip(self._rows, self._loss_spans)]
+            cells = self._values.cells
+            rows = [
+                [step, epoch, batch_idx, *cells(entries), _mean(losses[first:end])]
+                for step, epoch, batch_idx, _, first, end, entries in self._rows
+            ]
             # Every cell is an int or a float: the csv module writes str(float), which is repr(float).
             self._file.writer.writerows(rows)
             self._file.handle.flush()
             if self.tensorboard is not None:
                 self.tensorboard.add_rows(
-                    self._columns[3:], [row[0] for row in rows], self._wall_times, [row[3:] for row in rows]
+                    self._columns[3:],
+                    [row[0] for row in rows],
+                    [row[3] for row in self._rows],
+                    [row[3:] for row in rows],
                 )
         # Losses after the last row (an accumulation window still open at a mid-epoch flush) carry over.
         self._losses = self._losses[self._step_first_loss :]
         self._step_first_loss = 0
-        self._rows, self._wall_times, self._loss_spans = [], [], []
+        self._rows = []
 
 
 def _mean(values: list[float]) -> float:

@@ -24,6 +24,9 @@ def steps_per_epoch(num_batches: int, max_train_batches: int | None, batch_accum
     return math.ceil(num_batches / batch_accumulate)
 
 
+_EVERY_BATCH_STEPS = (True, True, 1)
+
+
 def accumulation_window(batch_idx: int, num_batches: int, batch_accumulate: int) -> tuple[bool, bool, int]:
     """Where a batch stands in its accumulation window, as the training loop (and the preview) see it.
 
@@ -32,6 +35,8 @@ def accumulation_window(batch_idx: int, num_batches: int, batch_accumulate: int)
         optimizer step, whether the step follows its backward, and how many batches the window
         holds (the last window of an epoch may be shorter).
     """
+    if batch_accumulate == 1:
+        return _EVERY_BATCH_STEPS
     position = batch_idx % batch_accumulate
     window_size = min(batch_accumulate, num_batches - (batch_idx - position))
     return position == 0, position + 1 == window_size, window_size

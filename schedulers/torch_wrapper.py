@@ -68,6 +68,8 @@ class TorchSchedulerCallback(PhaseCallback):
         self.run_length = run_length
         self.metric_name = metric_name
         self.run_validation_freq = run_validation_freq
+        self._always_steps = not (clock.warmup_epochs or clock.warmup_steps or clock.cooldown_epochs)
+        """No warmup or cooldown window: every phase call steps (the per-step path skips ``_steps_now``)."""
         self.description = describe(scheduler)
         self.initial_state = plain_state(scheduler.state_dict(), f"{WHERE}: {self.description}.state_dict()")
         self.config_changes: list[tuple[str, Any, Any]] = []
@@ -81,7 +83,7 @@ class TorchSchedulerCallback(PhaseCallback):
     def __call__(self, context: PhaseContext) -> None:
         if self.phase is Phase.TRAIN_BATCH_END and not context.optimizer_stepped:
             return
-        if not self._steps_now(context):
+        if not (self._always_steps or self._steps_now(context)):
             return
         if self.metric_name is None:
             self.scheduler.step()

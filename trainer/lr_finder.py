@@ -162,7 +162,7 @@ def _sweep(context: PhaseContext, info, lrs: list[float], smooth_f: float, diver
     """Take one optimizer step per LR until the end, a divergence or a non-finite loss."""
     from tqdm.auto import tqdm
 
-    from callbacks.loggers import param_group_labels
+    from callbacks.group_values import param_group_labels
 
     params, net, optimizer, scaler = context.training_params, context.net, context.optimizer, context.scaler
     top = max(group["initial_lr"] for group in optimizer.param_groups)

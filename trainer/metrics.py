@@ -9,20 +9,26 @@ import torch
 from trainer import distributed
 
 
-def epoch_metrics(loss_sum: torch.Tensor, num_batches: int, metrics: dict[str, Any], device, info) -> dict[str, Any]:
+def epoch_metrics(
+    loss_sum: float | torch.Tensor, num_batches: int, metrics: dict[str, Any], device, info
+) -> dict[str, Any]:
     """Mean loss over batches (and ranks, when ``info`` is distributed) plus each metric's value; resets the metrics.
 
     Args:
-        loss_sum: the sum of the batch losses, on the device.
+        loss_sum: the sum of the batch losses: a 0-d tensor on the device, or a float read on the host.
         num_batches: how many batches the sum holds (on this rank).
         metrics: {name: torchmetrics Metric} updated during the pass.
-        device: where ``loss_sum`` lives.
+        device: the loop's device (where ranks reduce the sums).
         info: the run's ``distributed.DistributedInfo`` (None: one process).
 
     Returns:
         {"loss": mean, metric name: value}; NaN loss for a pass without batches.
     """
-    totals = torch.stack([loss_sum, torch.tensor(float(num_batches), device=device)])
+    if isinstance(loss_sum, torch.Tensor):
+        totals = torch.stack([loss_sum, torch.tensor(float(num_batches), device=device)])
+    else:
+        dtype = torch.float32 if torch.device(device).type == "mps" else torch.float64  # MPS has no float64
+        totals = torch.tensor([loss_sum, float(num_batches)], dtype=dtype, device=device)
     if info is not None:
         distributed.all_reduce_sum(totals, info)
     results: dict[str, Any] = {"loss": (totals[0] / totals[1]).item() if num_batches else float("nan")}

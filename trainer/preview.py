@@ -23,7 +23,8 @@ import torch
 import schedulers
 from callbacks import Callback, CallbackList, Phase, PhaseContext
 from callbacks.checkpoint import load_checkpoint
-from callbacks.loggers import format_value, lr_columns, lr_values
+from callbacks.group_values import lr_columns, lr_values
+from callbacks.loggers import format_value
 from callbacks.snapshots import snapshot_epochs_of
 from registry import TORCH_LR_SCHEDULERS
 from trainer.averaging import swa_lr_callbacks

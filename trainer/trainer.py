@@ -416,7 +416,8 @@ class Trainer:
         context.is_best = False
         context.skipped_steps = 0
         loss_guard = self._loss_guard
-        loss_sum = loss_guard.start_epoch(context)
+        distributed_run = info.is_distributed
+        loss_guard.start_epoch(context)
         _set_sampler_epoch(context.train_loader, context.epoch)
         net.train()
 
@@ -437,11 +438,11 @@ class Trainer:
                 context.loss = criterion(context.preds, context.target)
             callbacks.fire(Phase.TRAIN_BATCH_LOSS_END, context)
             # The epoch's loss sum; a NaN/inf loss raises (checked every few batches) or marks the step to skip.
-            loss_sum = loss_guard.add_loss(loss_sum, context)
+            loss_guard.add_loss(context)
 
             scaled_loss = context.loss / window if window > 1 else context.loss
-            skip_sync = info.is_distributed and not context.closes_step
-            with net.no_sync() if skip_sync else contextlib.nullcontext():
+            skip_sync = distributed_run and not context.closes_step
+            with net.no_sync() if skip_sync else _NO_CONTEXT:
                 scaler.scale(scaled_loss).backward()
             callbacks.fire(Phase.TRAIN_BATCH_BACKWARD_END, context)
 
@@ -455,15 +456,17 @@ class Trainer:
                     callbacks.fire(Phase.TRAIN_BATCH_STEP, context)
                 else:
                     context.skipped_steps += 1
-                    loss_guard.check(loss_sum, context)  # the GradScaler skipped (it synced already): a NaN loss?
+                    loss_guard.check(context)  # the GradScaler skipped (it synced already): a NaN loss?
 
             for metric in train_metrics.values():
                 metric.update(context.preds.detach(), context.target)
             callbacks.fire(Phase.TRAIN_BATCH_END, context)
 
-        loss_guard.end_epoch(loss_sum, context)  # before this epoch's validation and checkpoints
+        loss_guard.end_epoch(context)  # before this epoch's validation and checkpoints
         check_loader_yield("train_loader", context.epoch, loss_guard.batches, num_batches)
-        context.train_metrics = epoch_metrics(loss_sum, loss_guard.counted_batches, train_metrics, context.device, info)
+        context.train_metrics = epoch_metrics(
+            loss_guard.loss_sum, loss_guard.counted_batches, train_metrics, context.device, info
+        )
         context.metrics_dict = context.train_metrics
         callbacks.fire(Phase.TRAIN_EPOCH_END, context)
 
@@ -566,11 +569,15 @@ def _limit(length: int, max_batches: int | None) -> int:
     return length if max_batches is None else min(length, max_batches)
 
 
+_NO_CONTEXT = contextlib.nullcontext()
+"""A reusable ``with`` target that does nothing (one object, not one per batch)."""
+
+
 def _autocast(device: torch.device, enabled: bool):
     # Entering and leaving a disabled torch.autocast costs about 10 us per batch (benchmarks/README.md);
     # when none is active around the loop, not entering one is the same.
     if not enabled and not _autocast_active(device.type):
-        return contextlib.nullcontext()
+        return _NO_CONTEXT
     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
 
@@ -601,6 +608,8 @@ def _to_device(batch: Any, device: torch.device) -> tuple[Any, Any]:
             f"{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}."
         )
     inputs, target = batch
+    if type(inputs) is torch.Tensor and type(target) is torch.Tensor and inputs.device == device == target.device:
+        return inputs, target  # the common case, without a call per tensor
     return _move(inputs, device), _move(target, device)
 
 

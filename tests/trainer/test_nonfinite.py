@@ -206,14 +206,14 @@ def test_the_batched_check_of_a_gpu_names_the_first_bad_batch_of_its_window():
     optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
     context = PhaseContext("unit", "", torch.device("cpu"), {}, net, optimizer, None, None, None, None, 1, 8, 8)
     guard = TrainLossGuard("raise", 10, torch.device("cpu"), DistributedInfo())
-    guard.check_every = 4  # as on a GPU (GPU_CHECK_EVERY batches), with a shorter window
-    loss_sum = guard.start_epoch(context)
+    guard.on_host, guard.check_every = False, 4  # as on a GPU (GPU_CHECK_EVERY batches), with a shorter window
+    guard.start_epoch(context)
     losses = [1.0, 2.0, 3.0, 4.0, 5.0, float("inf"), float("nan"), 6.0]
     with pytest.raises(NonFiniteLossError, match=r"epoch 0, batch 5 is inf \(LR in force 0\.25\)"):
         for batch_idx, value in enumerate(losses):
             context.batch_idx, context.loss = batch_idx, torch.tensor(value)
             optimizer.param_groups[0]["lr"] = 0.05 * batch_idx
-            loss_sum = guard.add_loss(loss_sum, context)
+            guard.add_loss(context)
     assert batch_idx == 7  # found at the check after the 8th batch, not before
 
 
