@@ -55,6 +55,10 @@ class PhaseContext:
         preds: the model output for the batch. Valid from *_BATCH_LOSS_END / *_BATCH_END.
         loss: the (unscaled) loss tensor of the batch, on the device. Valid from
             TRAIN_BATCH_LOSS_END and in VALIDATION/TEST_BATCH_END.
+        loss_value: the train batch loss as a Python float when the trainer read it on the host (every
+            batch on the CPU, and with ``nonfinite_loss: skip``), else None (a GPU run keeps losses on
+            the device). Read it instead of ``loss.item()``, which forces a sync on a GPU. Valid from
+            TRAIN_BATCH_BACKWARD_END to TRAIN_BATCH_END.
         train_metrics: {"loss": mean loss, metric name: value} of the last train epoch.
             Valid from TRAIN_EPOCH_END.
         valid_metrics: the same for the last validation. Valid from VALIDATION_EPOCH_END.
@@ -107,6 +111,7 @@ class PhaseContext:
     target: Any = None
     preds: Any = None
     loss: torch.Tensor | None = None
+    loss_value: float | None = None
     train_metrics: dict[str, float] = field(default_factory=dict)
     valid_metrics: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, dict[str, float]] = field(default_factory=dict)

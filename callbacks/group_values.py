@@ -89,6 +89,7 @@ class StepValueReader:
         group_keys = [("lr", *filter(None, [momentum_key(group)]), *others) for group in param_groups]
         # itemgetter of two or more keys returns a tuple; the extra "lr" keeps that so for a lone key.
         self._getters = [itemgetter(*keys, "lr") for keys in group_keys]
+        self._lone_getter = self._getters[0] if len(self._getters) == 1 else None
         self._copies = any(
             isinstance(group[key], torch.Tensor) for group, keys in zip(param_groups, group_keys) for key in keys
         )
@@ -101,10 +102,12 @@ class StepValueReader:
         other_cells = [(index, keys.index(key), False) for key in others for index, keys in enumerate(group_keys)]
         self._cells = lr_cells + momentum_cells + other_cells
 
-    def read(self, param_groups: list[dict[str, Any]]) -> list[Any]:
+    def read(self, param_groups: list[dict[str, Any]]) -> list[Any] | tuple[Any]:
         """This step's raw entries (the per-step half)."""
         if self._copies:
             return lr_values(param_groups, self.scheduled_keys)
+        if self._lone_getter is not None:  # one group (the common case): no loop
+            return (self._lone_getter(param_groups[0]),)
         return [getter(group) for getter, group in zip(self._getters, param_groups)]
 
     def cells(self, entries: list[Any]) -> list[float]:

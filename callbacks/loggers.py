@@ -79,11 +79,12 @@ class StepLogger(Callback):
     """Writes ``steps.csv``: global_step, epoch, batch_idx, lr/<group>..., momentum/<group>...,
     <key>/<group>... (each other scheduled key, ``context.scheduled_keys``), loss.
 
-    The loss of a step is the mean loss of its micro-batches. A step the GradScaler skipped gets
-    no row (it did not happen; the next step reuses its index).
+    The loss of a step is the mean loss of its micro-batches. A step that did not happen (skipped by
+    the GradScaler or for a non-finite loss) gets no row; the next step reuses its index.
 
     Per step it only appends: the row's host values (read right before the optimizer step) and the
-    micro-batches' loss tensors, which stay on the device. The pending rows are written in one
+    micro-batches' losses (the float the loss guard read on the host, ``context.loss_value``, else the
+    tensors, which stay on the device). The pending rows are written in one
     batch (one device-to-host transfer for their losses, one CSV write, one batch of TensorBoard
     events) when ``flush_every`` of them are pending or the oldest is ``flush_seconds`` old, at each
     epoch end, and when training ends (normally, by Ctrl-C or by an exception); checkpoints are
@@ -115,7 +116,7 @@ class StepLogger(Callback):
         self._rows: list[tuple[int, int, int, float, int, int, list[Any]]] = []
         """Per pending step: global_step, epoch, batch_idx, wall time, the slice ``[first, end)`` of ``_losses``
         that makes its loss, and the raw param-group entries (``StepValueReader.read``)."""
-        self._losses: list[torch.Tensor] = []
+        self._losses: list[torch.Tensor | float] = []
         """Every micro-batch loss since the last flush (detached, on the device)."""
         self._step_first_loss = 0
 
@@ -129,16 +130,24 @@ class StepLogger(Callback):
 
     def on_train_batch_backward_end(self, context: PhaseContext) -> None:
         # Taken here, before any TRAIN_BATCH_END callback can raise: a step that happened keeps its loss.
-        self._losses.append(context.loss.detach())
+        # The loss guard's host read when there is one (a float), else the tensor, left on the device.
+        value = context.loss_value
+        self._losses.append(context.loss.detach() if value is None else value)
 
     def on_train_batch_gradient_step_start(self, context: PhaseContext) -> None:
+        rows, now = self._rows, time.time()
+        if rows and rows[-1][0] == context.global_step:  # its step did not happen (_drop_step_not_taken)
+            rows.pop()
+        if rows and (len(rows) >= self.flush_every or now - rows[0][3] >= self.flush_seconds):
+            self._flush()
+            rows = self._rows
         end = len(self._losses)
-        self._rows.append(
+        rows.append(
             (
                 context.global_step,
                 context.epoch,
                 context.batch_idx,
-                time.time(),
+                now,
                 self._step_first_loss,
                 end,
                 self._values.read(context.optimizer.param_groups),
@@ -146,31 +155,33 @@ class StepLogger(Callback):
         )
         self._step_first_loss = end
 
-    def on_train_batch_end(self, context: PhaseContext) -> None:
-        if not context.closes_step:
-            return
-        rows = self._rows
-        if not context.optimizer_stepped:  # the step did not happen: no row (its losses are skipped too)
-            rows.pop()
-        if rows and (len(rows) >= self.flush_every or rows[-1][3] - rows[0][3] >= self.flush_seconds):
-            self._flush()
-
     def on_train_loader_end(self, context: PhaseContext) -> None:
+        self._drop_step_not_taken(context.global_step)
         self._flush()
 
     def on_training_end(self, context: PhaseContext) -> None:
         if self._file is None:
             return
+        self._drop_step_not_taken(context.global_step)
         self._flush()
         self._file.close()
         self._file = None
         if self.tensorboard is not None:
             self.tensorboard.detach()
 
+    def _drop_step_not_taken(self, global_step: int) -> None:
+        """Drop the last row when its optimizer step did not happen (skipped by the GradScaler or for a
+        non-finite loss, or cut short by an exception): the run's global_step did not move past it.
+        Its losses go with it. Checked before the next row, before each flush, and at the end."""
+        if self._rows and self._rows[-1][0] == global_step:
+            self._rows.pop()
+
     def _flush(self) -> None:
-        """Move the pending losses to the host in one transfer and write their rows."""
+        """Move the pending losses to the host in one transfer (unless read there already) and write their rows."""
         if self._rows:
-            losses = torch.stack(self._losses).float().cpu().tolist()
+            losses = self._losses
+            if losses and not isinstance(losses[0], float):
+                losses = torch.stack(losses).float().cpu().tolist()
             cells = self._values.cells
             rows = [
                 [step, epoch, batch_idx, *cells(entries), _mean(losses[first:end])]

@@ -70,6 +70,8 @@ class TorchSchedulerCallback(PhaseCallback):
         self.run_validation_freq = run_validation_freq
         self._always_steps = not (clock.warmup_epochs or clock.warmup_steps or clock.cooldown_epochs)
         """No warmup or cooldown window: every phase call steps (the per-step path skips ``_steps_now``)."""
+        self._plain_per_step = self._always_steps and metric_name is None and self.phase is Phase.TRAIN_BATCH_STEP
+        """Every call is one ``scheduler.step()``: the common per-step case, with no test per call."""
         self.description = describe(scheduler)
         self.initial_state = plain_state(scheduler.state_dict(), f"{WHERE}: {self.description}.state_dict()")
         self.config_changes: list[tuple[str, Any, Any]] = []
@@ -81,6 +83,9 @@ class TorchSchedulerCallback(PhaseCallback):
         return self.phase in PER_STEP_PHASES
 
     def __call__(self, context: PhaseContext) -> None:
+        if self._plain_per_step:
+            self.scheduler.step()
+            return
         if self.phase is Phase.TRAIN_BATCH_END and not context.optimizer_stepped:
             return
         if not (self._always_steps or self._steps_now(context)):

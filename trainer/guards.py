@@ -97,6 +97,7 @@ class TrainLossGuard:
         info: the distributed setup (a skip is decided on all ranks together).
 
     Attributes:
+        skips: the policy is ``skip`` (``step_allowed`` decides each step).
         loss_sum: the sum of this epoch's counted losses: a float when read on the host, else a
             0-d float32 tensor on the device.
         batches: batches seen this epoch.
@@ -128,6 +129,7 @@ class TrainLossGuard:
         self.loss_sum = 0.0 if self.on_host else torch.zeros((), device=self.device)
         self._losses, self._lrs, self._first_batch, self._first_bad = [], [], 0, None
         context.nonfinite_skipped_steps = 0
+        context.loss_value = None
 
     def add_loss(self, context: PhaseContext) -> None:
         """Add this batch's loss to the sum (``skip`` leaves a non-finite one out and marks its step).
@@ -140,7 +142,8 @@ class TrainLossGuard:
         if not self.on_host:
             self._add_on_device(context)
             return
-        value = context.loss.item()  # no sync on the CPU; with skip, the read that decides the step
+        # No sync on the CPU; with skip, the read that decides the step. Callbacks reuse it (loss_value).
+        value = context.loss_value = context.loss.item()
         finite = math.isfinite(value)
         if self.skips:
             finite = not distributed.any_rank(not finite, self.device, self.info)

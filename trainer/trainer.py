@@ -417,6 +417,14 @@ class Trainer:
         context.skipped_steps = 0
         loss_guard = self._loss_guard
         distributed_run = info.is_distributed
+        # Entering a context manager costs about 0.5 us; the common case (no autocast, no GradScaler,
+        # one process) enters none per batch.
+        in_autocast = autocast is not _NO_CONTEXT
+        amp_scaling = scaler.is_enabled()
+        # The batch phases run their handlers in place, in CallbackList.fire's order: no call per phase.
+        handlers_of = callbacks.handlers
+        # Without accumulation every batch is a whole step: its window is looked up once, not per batch.
+        every_batch_steps = schedulers.accumulation_window(0, num_batches, 1) if accumulate == 1 else None
         loss_guard.start_epoch(context)
         _set_sampler_epoch(context.train_loader, context.epoch)
         net.train()
@@ -427,40 +435,59 @@ class Trainer:
                 break
             context.batch_idx = batch_idx
             context.inputs, context.target = _to_device(batch, context.device)
-            context.opens_step, context.closes_step, window = schedulers.accumulation_window(
+            context.opens_step, context.closes_step, window = every_batch_steps or schedulers.accumulation_window(
                 batch_idx, num_batches, accumulate
             )
             context.optimizer_stepped = False
-            callbacks.fire(Phase.TRAIN_BATCH_START, context)
+            for handler in handlers_of[Phase.TRAIN_BATCH_START]:
+                handler(context)
 
-            with autocast:
+            if in_autocast:
+                with autocast:
+                    context.preds = net(context.inputs)
+                    context.loss = criterion(context.preds, context.target)
+            else:
                 context.preds = net(context.inputs)
                 context.loss = criterion(context.preds, context.target)
-            callbacks.fire(Phase.TRAIN_BATCH_LOSS_END, context)
+            for handler in handlers_of[Phase.TRAIN_BATCH_LOSS_END]:
+                handler(context)
             # The epoch's loss sum; a NaN/inf loss raises (checked every few batches) or marks the step to skip.
             loss_guard.add_loss(context)
 
             scaled_loss = context.loss / window if window > 1 else context.loss
-            skip_sync = distributed_run and not context.closes_step
-            with net.no_sync() if skip_sync else _NO_CONTEXT:
-                scaler.scale(scaled_loss).backward()
-            callbacks.fire(Phase.TRAIN_BATCH_BACKWARD_END, context)
+            if amp_scaling:
+                scaled_loss = scaler.scale(scaled_loss)
+            if distributed_run and not context.closes_step:
+                with net.no_sync():  # a micro-batch that does not close its step: no gradient all-reduce yet
+                    scaled_loss.backward()
+            else:
+                scaled_loss.backward()
+            for handler in handlers_of[Phase.TRAIN_BATCH_BACKWARD_END]:
+                handler(context)
 
             if context.closes_step:
-                callbacks.fire(Phase.TRAIN_BATCH_GRADIENT_STEP_START, context)
-                if loss_guard.step_allowed(context):  # False: a non-finite loss in this step (nonfinite_loss: skip)
-                    context.optimizer_stepped = _optimizer_step(optimizer, scaler)
+                for handler in handlers_of[Phase.TRAIN_BATCH_GRADIENT_STEP_START]:
+                    handler(context)
+                # With nonfinite_loss: skip, a window with a non-finite loss drops its step.
+                if not loss_guard.skips or loss_guard.step_allowed(context):
+                    if amp_scaling:  # False when the GradScaler skipped the step
+                        context.optimizer_stepped = _scaled_step(optimizer, scaler)
+                    else:
+                        optimizer.step()
+                        context.optimizer_stepped = True
                 optimizer.zero_grad(set_to_none=True)
                 if context.optimizer_stepped:
                     context.global_step += 1
-                    callbacks.fire(Phase.TRAIN_BATCH_STEP, context)
+                    for handler in handlers_of[Phase.TRAIN_BATCH_STEP]:
+                        handler(context)
                 else:
                     context.skipped_steps += 1
                     loss_guard.check(context)  # the GradScaler skipped (it synced already): a NaN loss?
 
             for metric in train_metrics.values():
                 metric.update(context.preds.detach(), context.target)
-            callbacks.fire(Phase.TRAIN_BATCH_END, context)
+            for handler in handlers_of[Phase.TRAIN_BATCH_END]:
+                handler(context)
 
         loss_guard.end_epoch(context)  # before this epoch's validation and checkpoints
         check_loader_yield("train_loader", context.epoch, loss_guard.batches, num_batches)
@@ -594,6 +621,11 @@ def _optimizer_step(optimizer: torch.optim.Optimizer, scaler) -> bool:
     if not scaler.is_enabled():
         optimizer.step()
         return True
+    return _scaled_step(optimizer, scaler)
+
+
+def _scaled_step(optimizer: torch.optim.Optimizer, scaler) -> bool:
+    """Step through an enabled GradScaler; False when it skipped the step."""
     scale_before = scaler.get_scale()
     scaler.step(optimizer)
     scaler.update()
@@ -601,14 +633,18 @@ def _optimizer_step(optimizer: torch.optim.Optimizer, scaler) -> bool:
     return scaler.get_scale() >= scale_before
 
 
+_PAIR_TYPES = (tuple, list)
+_TENSOR = torch.Tensor
+
+
 def _to_device(batch: Any, device: torch.device) -> tuple[Any, Any]:
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+    if not isinstance(batch, _PAIR_TYPES) or len(batch) != 2:
         raise TypeError(
             f"train loop: each batch must be an (inputs, target) pair, got {type(batch).__name__}"
             f"{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}."
         )
     inputs, target = batch
-    if type(inputs) is torch.Tensor and type(target) is torch.Tensor and inputs.device == device == target.device:
+    if type(inputs) is _TENSOR and type(target) is _TENSOR and inputs.device == device == target.device:
         return inputs, target  # the common case, without a call per tensor
     return _move(inputs, device), _move(target, device)
 

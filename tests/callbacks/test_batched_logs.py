@@ -106,9 +106,63 @@ def test_rows_reach_the_disk_every_flush_every_steps_or_flush_seconds(tmp_path):
         max_epochs=1, log_steps=False, phase_callbacks=[StepLogger(tmp_path / "steps.csv", flush_every=3), watch]
     )
     Trainer("every3", ckpt_root_dir=str(tmp_path)).train(tiny_mlp(), params, tiny_loader(7))
-    assert watch.on_disk == [0, 0, 3, 3, 3, 6, 6]
-    assert len(read_rows(tmp_path / "steps.csv")) == 7  # the 7th at the epoch's end
+    # Three pending rows are written when the next step starts (batches 4 and 7), with the check for a
+    # step that did not happen; the 7th row at the epoch's end.
+    assert watch.on_disk == [0, 0, 0, 3, 3, 3, 6]
+    assert len(read_rows(tmp_path / "steps.csv")) == 7
     watch.on_disk.clear()
     params["phase_callbacks"] = [StepLogger(tmp_path / "steps.csv", flush_seconds=0.0), watch]
     Trainer("always", ckpt_root_dir=str(tmp_path)).train(tiny_mlp(), params, tiny_loader(3))
-    assert watch.on_disk == [1, 2, 3]
+    assert watch.on_disk == [0, 1, 2]
+    assert len(read_rows(tmp_path / "steps.csv")) == 3
+
+
+class FailBeforeStep(Callback):
+    """Raises inside ``optimizer.step()`` (a step pre-hook) at one global step: after every
+    TRAIN_BATCH_GRADIENT_STEP_START handler (the step log's row taken), before the update."""
+
+    def __init__(self, global_step: int):
+        self.global_step = global_step
+
+    def on_training_start(self, context):
+        def hook(optimizer, args, kwargs):
+            if context.global_step == self.global_step:
+                raise RuntimeError("before the step")
+
+        context.optimizer.register_step_pre_hook(hook)
+
+
+def test_a_step_cut_short_before_the_optimizer_step_gets_no_row(tmp_path):
+    params = base_params(max_epochs=2, phase_callbacks=[FailBeforeStep(global_step=8)])
+    with pytest.raises(RuntimeError, match="before the step"):
+        Trainer("cut", ckpt_root_dir=str(tmp_path)).train(tiny_mlp(), params, tiny_loader(5))
+    rows = read_rows(tmp_path / "cut" / "steps.csv")
+    # Epoch 0's 5 steps and epoch 1's steps 5, 6, 7; step 8 (epoch 1, batch 3) never happened.
+    assert [(row["global_step"], row["epoch"], row["batch_idx"]) for row in rows] == [
+        *[(str(k), "0", str(k)) for k in range(5)],
+        *[(str(5 + b), "1", str(b)) for b in range(3)],
+    ]
+
+
+class LossReads(Callback):
+    """The loss of every train batch as the context offers it: (loss_value, loss.item()) at BACKWARD_END."""
+
+    def __init__(self):
+        self.reads: list[tuple[float | None, float]] = []
+
+    def on_train_batch_backward_end(self, context):
+        self.reads.append((context.loss_value, context.loss.item()))
+
+
+@pytest.mark.parametrize("policy", ["raise", "skip"])
+def test_loss_value_is_the_batch_loss_read_on_the_host_and_the_step_log_uses_it(tmp_path, policy):
+    reads = LossReads()
+    params = base_params(max_epochs=2, nonfinite_loss=policy, batch_accumulate=2, phase_callbacks=[reads])
+    Trainer("value", ckpt_root_dir=str(tmp_path)).train(tiny_mlp(), params, tiny_loader(5))
+    assert len(reads.reads) == 10
+    assert all(type(value) is float and value == item for value, item in reads.reads)
+    # Windows of 2, 2 and 1 batches per epoch: each row's loss is the mean of its micro-batches' losses.
+    losses = [item for _, item in reads.reads]
+    windows = [(0, 2), (2, 4), (4, 5), (5, 7), (7, 9), (9, 10)]
+    expected = [sum(losses[a:b]) / (b - a) if b - a > 1 else losses[a] for a, b in windows]
+    assert [float(row["loss"]) for row in read_rows(tmp_path / "value" / "steps.csv")] == expected

@@ -26,6 +26,7 @@ class Watch(Callback):
         self.shown: list[dict] = []
         self.applied: list[float] = []
         self.losses: list[float] = []
+        self.counts_at_close: list[int] = []
 
     def on_training_start(self, context):
         context.optimizer.register_step_pre_hook(
@@ -36,6 +37,9 @@ class Watch(Callback):
         if context.closes_step:
             self.losses.append(context.loss.item())
         self.shown.append(dict(self.bar.shown))
+
+    def on_train_loader_end(self, context):  # runs after the bar's own: the count it closed with
+        self.counts_at_close.append(self.bar._bar.n)
 
 
 def _train(tmp_path, bar: ProgressBar, **overrides) -> Watch:
@@ -63,3 +67,5 @@ def test_numbers_are_read_once_per_refresh_interval(tmp_path):
     assert [shown["step"] for shown in watch.shown] == [0] * 6 + [6] * 6
     assert watch.shown[0]["lr"] == pytest.approx(0.1) and watch.shown[6]["lr"] == pytest.approx(0.1 / 7)
     assert watch.shown[0]["loss"] == watch.losses[0] and watch.shown[6]["loss"] == watch.losses[6]
+    # The batch count reaches the bar at refreshes and in full when the epoch ends.
+    assert watch.counts_at_close == [6, 6]

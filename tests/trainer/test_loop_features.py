@@ -322,13 +322,13 @@ class StepAndEpochEnd(PhaseCallback):
 def test_dispatcher_calls_only_overriding_callbacks():
     only, nothing, phase = OnlyBatchEnd(), Nothing(), StepAndEpochEnd()
     dispatcher = CallbackList([only, nothing, phase])
-    handlers = {p: list(h) for p, h in dispatcher._handlers.items() if h}
+    handlers = {p: list(h) for p, h in dispatcher.handlers.items() if h}
     assert handlers == {
         Phase.TRAIN_BATCH_END: [only.on_train_batch_end],
         Phase.TRAIN_BATCH_STEP: [phase.__call__],
         Phase.TRAIN_EPOCH_END: [phase.on_train_loader_end],
     }
-    assert set(dispatcher._handlers) == set(Phase)
+    assert set(dispatcher.handlers) == set(Phase)
     assert dispatcher.stateful() == []
 
 
@@ -420,7 +420,7 @@ class PhaseForgotten(PhaseCallback):
 def test_dispatcher_accepts_a_phase_string_set_by_hand_and_rejects_a_missing_phase():
     by_hand = PhaseSetByHand()
     dispatcher = CallbackList([by_hand])
-    assert dispatcher._handlers[Phase.TRAIN_EPOCH_END] == [by_hand.__call__]
+    assert dispatcher.handlers[Phase.TRAIN_EPOCH_END] == (by_hand.__call__,)
     with pytest.raises(
         TypeError, match=r"PhaseForgotten\.phase: expected a Phase or a phase name string, got NoneType"
     ):

@@ -222,3 +222,15 @@ def test_the_epoch_summary_counts_the_skipped_steps(tmp_path, capsys):
     Trainer("summary", ckpt_root_dir=str(tmp_path)).train(tiny_mlp(), params, loader(nan_batches=(1, 3)))
     summary = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch 1/1 | train loss")]
     assert len(summary) == 1 and " | skipped steps 2 (2 non-finite loss) | " in summary[0]
+
+
+def test_skip_of_an_epochs_last_step_leaves_no_row_and_the_next_epoch_logs_on(tmp_path):
+    params = base_params(max_epochs=2, nonfinite_loss="skip")
+    nan_last = loader(nan_batches=(3,))
+    Trainer("last", ckpt_root_dir=str(tmp_path)).train(tiny_mlp(), params, nan_last)
+    steps = rows(tmp_path / "last" / "steps.csv")
+    # Each epoch skips its batch 3: 3 steps per epoch, the clock held at the skipped one.
+    assert [(row["global_step"], row["epoch"], row["batch_idx"]) for row in steps] == [
+        ("0", "0", "0"), ("1", "0", "1"), ("2", "0", "2"), ("3", "1", "0"), ("4", "1", "1"), ("5", "1", "2"),
+    ]  # fmt: skip
+    assert all(math.isfinite(float(row["loss"])) for row in steps)
